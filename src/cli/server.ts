@@ -1,0 +1,81 @@
+// Helpers shared by the commands that talk to a server: finding its socket, formatting status.
+import { readFileSync, readlinkSync } from 'node:fs';
+import type { BackupStatus } from '../client.js';
+import { resolveSocket } from '../discovery.js';
+import { shimPath } from '../lib-path.js';
+import { formatBytes, formatDuration, formatRate } from '../units.js';
+import { Context, EXIT, UserError } from './command.js';
+
+/** The socket a server command talks to (README "Finding the server"); a UserError when none. */
+export function serverSocket(ctx: Context, option: string | undefined): string {
+  const r = resolveSocket(option, ctx.env, ctx.io.cwd);
+  if (r.ok) return r.socket;
+  const how = `Run the server with LD_PRELOAD=${shimPath()} (and HOTBACKUP_SOCKET=/path/to.sock), then pass --socket or set HOTBACKUP_SOCKET.`;
+  const list = r.candidates.map((c) =>
+    `  ${c.path}  ${c.live ? `pid ${c.pid} (${c.command ?? '?'}) running` : `stale: process ${c.pid ?? '?'} is not running`}`).join('\n');
+  if (r.reason === 'ambiguous') {
+    throw new UserError(`several hotbackup servers are running; choose one with --socket:\n${list}`, EXIT.USAGE, 'ambiguous_socket');
+  }
+  throw new UserError(
+    `no hotbackup server found: no --socket, no HOTBACKUP_SOCKET, and no live socket in ${r.dir}/` +
+      (r.candidates.length ? ` (found only:\n${list}\n)` : '') + `. ${how}`,
+    EXIT.UNREACHABLE, 'no_server');
+}
+
+export function isoTime(ms: number | null | undefined): string {
+  return ms == null ? '-' : new Date(ms).toISOString();
+}
+
+/** One line of progress: "copying 12 MB of 50 MB (24.0%), 3/12 files, 5 MB/s, ETA 8s". */
+export function progressLine(s: BackupStatus): string {
+  const pct = s.bytes_total > 0 ? ` (${Math.min(100, (100 * s.bytes_copied) / s.bytes_total).toFixed(1)}%)` : '';
+  return `${s.state} ${formatBytes(s.bytes_copied)} of ${formatBytes(s.bytes_total)}${pct}, ` +
+    `${s.files_copied}/${s.files_total} files, ${formatBytes(Math.round(s.rate_bytes_per_sec))}/s, ` +
+    `mirrored ${formatBytes(s.bytes_mirrored)}, ETA ${formatDuration(s.eta_seconds)}`;
+}
+
+/** The human form of a status. */
+export function formatStatus(s: BackupStatus, socket: string): string {
+  const rows: [string, string][] = [
+    ['server', `pid ${s.pid} at ${socket}`],
+    ['state', s.state + (s.error ? `: [${s.error.code}] ${s.error.message}${s.error.path ? ` (${s.error.path})` : ''}` : '')],
+  ];
+  if (s.state !== 'idle') {
+    const pct = s.bytes_total > 0 ? ` (${Math.min(100, (100 * s.bytes_copied) / s.bytes_total).toFixed(1)}%)` : '';
+    rows.push(
+      ['dest', s.dest ?? '-'],
+      ['sources', s.sources.join(', ') || '-'],
+      ['copied', `${formatBytes(s.bytes_copied)} of ${formatBytes(s.bytes_total)}${pct}, ${s.files_copied} of ${s.files_total} files`],
+      ['mirrored', `${formatBytes(s.bytes_mirrored)} (${s.bytes_mirrored} B) written by the server during the copy`],
+      ['rate', `${formatBytes(Math.round(s.rate_bytes_per_sec))}/s`],
+      ['throttle', formatRate(s.throttle_bytes_per_sec)],
+      ['eta', formatDuration(s.eta_seconds)],
+      ['started', isoTime(s.started_at)],
+      ['cut', isoTime(s.cut_at) + (s.cut_stall_us != null ? ` (server stalled ${s.cut_stall_us} µs)` : '')],
+      ['finished', isoTime(s.finished_at)],
+      ['manifest', s.manifest ?? '-'],
+    );
+  }
+  return rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n');
+}
+
+/** The served process's working directory (the shim's default source), when readable. */
+export function serverCwd(pid: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return null;
+  }
+}
+
+/** uid and gid of a process, from /proc/<pid>/status. */
+export function processOwner(pid: number): { uid: number; gid: number } | null {
+  try {
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const uid = /^Uid:\s+(\d+)/m.exec(st)?.[1];
+    const gid = /^Gid:\s+(\d+)/m.exec(st)?.[1];
+    return uid && gid ? { uid: Number(uid), gid: Number(gid) } : null;
+  } catch {
+    return null;
+  }
+}
