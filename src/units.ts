@@ -67,18 +67,15 @@ function trim(n: number): string {
   return s.includes('.') ? s.replace(/\.?0+$/, '') : s;
 }
 
-/** Human form of a byte count. IEC when the value is an exact multiple of a power of 1024 and
- *  not of the matching power of 1000 (524288 -> "512 KiB"), else SI (20000000 -> "20 MB"). */
+/** Human form of a byte count, three significant digits. IEC units when the value is a multiple
+ *  of 1024 and not of 1000 (524288 -> "512 KiB", 1610612736 -> "1.5 GiB"), else SI (20000000 -> "20 MB"). */
 export function formatBytes(bytes: number): string {
   if (!Number.isFinite(bytes) || bytes < 1000) return `${bytes} B`;
-  const si: [number, string][] = [[1e12, 'TB'], [1e9, 'GB'], [1e6, 'MB'], [1e3, 'kB']];
-  const iec: [number, string][] = [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
-  for (let i = 0; i < 4; i++) {
-    const [f2, u2] = iec[i];
-    const [f10] = si[i];
-    if (bytes >= f2 && bytes % f2 === 0 && bytes % f10 !== 0) return `${bytes / f2} ${u2}`;
-  }
-  for (const [f, u] of si) if (bytes >= f) return `${trim(bytes / f)} ${u}`;
+  const iecShaped = bytes % 1024 === 0 && bytes % 1000 !== 0;
+  const units: [number, string][] = iecShaped
+    ? [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']]
+    : [[1e12, 'TB'], [1e9, 'GB'], [1e6, 'MB'], [1e3, 'kB']];
+  for (const [f, u] of units) if (bytes >= f) return `${trim(bytes / f)} ${u}`;
   return `${bytes} B`;
 }
 

@@ -12,7 +12,7 @@ import cliProgress from 'cli-progress';
 import { type BackupStatus, request, waitForEnd } from '../client.js';
 import { withJournal } from '../journal.js';
 import { formatBytes, formatDuration, formatRate, parseRate } from '../units.js';
-import { Context, defineCommand, EXIT, jsonOption, socketOption, UserError } from './command.js';
+import { defineCommand, EXIT, type Io, jsonOption, socketOption, UserError } from './command.js';
 import { isoTime, processOwner, progressLine, serverCwd, serverSocket } from './server.js';
 
 /** The real path of `p`, or of its nearest existing ancestor joined with the missing rest. */
@@ -170,7 +170,7 @@ export default defineCommand({
       }
       return EXIT.OK;
     }
-    const final = await watch(ctx, socket, args.interval);
+    const final = await watch(ctx.io.stderr, socket, args.interval);
     catalog.updateFromStatus(id, final);
     if (args.json) ctx.outJson({ id, socket, status: final });
     else ctx.out(summary(id, final));
@@ -183,18 +183,20 @@ export default defineCommand({
   },
 });
 
-/** Waits for the end: a progress bar on a terminal, a line every `interval` ms otherwise (stderr). */
-async function watch(ctx: Context, socket: string, interval: number): Promise<BackupStatus> {
-  const tty = Boolean(ctx.io.stderr.isTTY);
+/** Waits for the end: a progress bar on a terminal, a line every `interval` ms otherwise, on
+ *  `stderr` (null: silent). */
+export async function watch(stderr: Io['stderr'] | null, socket: string, interval: number): Promise<BackupStatus> {
+  const tty = Boolean(stderr?.isTTY);
   let bar: cliProgress.SingleBar | undefined;
   let lastLine = 0;
   let lastState = '';
   try {
     return await waitForEnd(socket, (s) => {
+      if (!stderr) return;
       if (tty) {
         if (!bar) {
           bar = new cliProgress.SingleBar({
-            stream: ctx.io.stderr as NodeJS.WritableStream,
+            stream: stderr as NodeJS.WritableStream,
             format: '{phase} [{bar}] {percentage}% | {copied} of {totalh} | {rate}/s | ETA {etah} | {files} files',
             hideCursor: true,
             clearOnComplete: false,
@@ -210,7 +212,7 @@ async function watch(ctx: Context, socket: string, interval: number): Promise<Ba
       } else {
         const now = Date.now();
         if (now - lastLine >= interval || s.state !== lastState) {
-          ctx.log(progressLine(s));
+          stderr.write(progressLine(s) + '\n');
           lastLine = now;
           lastState = s.state;
         }
