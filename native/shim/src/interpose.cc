@@ -32,12 +32,17 @@ bool g_served = false;
 
 inline bool tracking() { return g_tracking.load(std::memory_order_relaxed); }
 
-// The open file behind fd, if it is a regular file (tracked now if it was opened behind
-// the shim's back, e.g. through syscall()).
+// The open file behind fd, if it is a regular file. The identity is checked every time:
+// an fd number closed behind the shim's back and reused (by a socket, say) must never lead
+// to another file's backup copy. Capture-only cost.
 std::shared_ptr<OpenFile> open_file(int fd) {
-  if (auto of = files().lookup(fd)) return of;
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
+  auto of = files().lookup(fd);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (of) files().untrack(fd);
+    return nullptr;
+  }
+  if (of && of->file->id == Identity{st.st_dev, st.st_ino}) return of;
   files().track_open(fd);
   return files().lookup(fd);
 }
@@ -368,6 +373,10 @@ HB_EXPORT int close(int fd) {
 HB_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
   if (tracking() && !(flags & CLOSE_RANGE_CLOEXEC)) files().untrack_range(first, last);
   return real.close_range(first, last, flags);
+}
+HB_EXPORT void closefrom(int lowfd) {
+  if (tracking() && lowfd >= 0) files().untrack_range(static_cast<unsigned>(lowfd), UINT_MAX);
+  real.closefrom(lowfd);
 }
 HB_EXPORT int dup(int fd) {
   int r = real.dup(fd);

@@ -98,6 +98,7 @@ class Session {
   void remove_dst_tree(const std::string &dst);
   bool take_cut();
   bool seal();
+  bool checksum(const std::string &path, uint32_t *crc);
   void cleanup_failed();
   void mirror_mkdir(const std::string &abs);
   void detach(const std::string &abs_after_rename);
