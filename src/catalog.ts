@@ -40,6 +40,8 @@ export interface BackupRecord {
   error: BackupError | null;
   manifest: string | null;
   journal_id: number | null;
+  /** The topmost directory the CLI created for DEST (null if DEST existed). */
+  created_path: string | null;
   updated_at: number;
 }
 
@@ -69,6 +71,7 @@ CREATE TABLE IF NOT EXISTS backups (
   files_total INTEGER, files_copied INTEGER,
   error TEXT, manifest TEXT,
   journal_id INTEGER,
+  created_path TEXT,
   updated_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS journals (
@@ -116,6 +119,8 @@ export class Catalog {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
+    const cols = (this.db.prepare('PRAGMA table_info(backups)').all() as { name: string }[]).map((c) => c.name);
+    if (!cols.includes('created_path')) this.db.exec('ALTER TABLE backups ADD COLUMN created_path TEXT');
   }
 
   close(): void {
@@ -131,6 +136,10 @@ export class Catalog {
        VALUES (?, ?, ?, ?, 'starting', ?, ?, ?, ?)`,
     ).run(b.socket, b.server_pid, JSON.stringify(b.sources), b.dest, b.throttle_bytes_per_sec, now, b.journal_id ?? null, now);
     return Number(r.lastInsertRowid);
+  }
+
+  setCreatedPath(id: number, path: string): void {
+    this.db.prepare('UPDATE backups SET created_path = ?, updated_at = ? WHERE id = ?').run(path, Date.now(), id);
   }
 
   getBackup(id: number): BackupRecord | undefined {

@@ -332,7 +332,8 @@ registerUndo('cancel_backup', async ({ socket, dest }: { socket: string; dest: s
   if (!reply.ok && reply.error.code !== 'not_running') throw new Error(`cancel refused: ${reply.error.message}`);
   for (let i = 0; i < 600; i++) {
     s = await request(socket, { op: 'status' });
-    if (TERMINAL_STATES.has(s.state)) return `cancelled the backup to ${dest} (state ${s.state})`;
+    // finished_at is set once the shim has also removed what it wrote.
+    if (TERMINAL_STATES.has(s.state) && s.finished_at != null) return `cancelled the backup to ${dest} (state ${s.state})`;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`the backup to ${dest} did not stop after cancel (state ${s.state})`);

@@ -1,8 +1,8 @@
 // hotbackup cancel: stops the running backup; the shim removes the partial destination.
 import { existsSync } from 'node:fs';
-import { request, TERMINAL_STATES } from '../client.js';
+import { request } from '../client.js';
 import { defineCommand, EXIT, jsonOption, socketOption } from './command.js';
-import { serverSocket } from './server.js';
+import { removeCreatedDest, serverSocket, waitSettled } from './server.js';
 import { recordStatus } from './status.js';
 
 export default defineCommand({
@@ -13,19 +13,20 @@ export default defineCommand({
   builder: (y) => jsonOption(socketOption(y)),
   async run(args, ctx) {
     const socket = serverSocket(ctx, args.socket);
-    let s = await request(socket, { op: 'cancel' });
-    // The reply may come before the copier has stopped: wait for the end state.
-    for (let i = 0; !TERMINAL_STATES.has(s.state) && i < 600; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      s = await request(socket, { op: 'status' });
-    }
+    // The reply may come before the copier has stopped and emptied DEST: wait for that.
+    const s = await waitSettled(socket, await request(socket, { op: 'cancel' }));
     recordStatus(ctx, socket, s);
-    const left = s.dest && existsSync(s.dest);
+    let entry;
+    try {
+      entry = ctx.catalog().findForStatus(socket, s);
+    } catch { /* no catalog: nothing known about DEST */ }
+    removeCreatedDest(entry);
+    const left = s.dest != null && existsSync(s.dest);
     if (args.json) {
       ctx.outJson({ status: s, dest_removed: !left });
     } else {
       ctx.out(`cancelled the backup to ${s.dest} (state ${s.state})`);
-      if (left) ctx.log(`warning: ${s.dest} still exists`);
+      if (left) ctx.log(`note: ${s.dest} still exists (it existed before the backup; the shim emptied it)`);
     }
     return EXIT.OK;
   },

@@ -6,7 +6,7 @@ import { request } from '../client.js';
 import { getJournal } from '../journal.js';
 import { formatBytes } from '../units.js';
 import { defineCommand, EXIT, jsonOption } from './command.js';
-import { isoTime } from './server.js';
+import { isoTime, removeCreatedDest } from './server.js';
 
 export const MANIFEST = 'hotbackup_manifest.json';
 
@@ -23,6 +23,7 @@ export async function reconcile(catalog: Catalog): Promise<void> {
       const s = await request(b.socket, { op: 'status' }, 3000);
       if (s.dest === b.dest && s.state !== 'idle' && (b.started_at == null || s.started_at === b.started_at)) {
         catalog.updateFromStatus(b.id, s);
+        if ((s.state === 'failed' || s.state === 'cancelled') && s.finished_at != null) removeCreatedDest(catalog.getBackup(b.id));
         continue;
       }
     } catch { /* the server is gone: judge by DEST */ }

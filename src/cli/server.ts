@@ -1,5 +1,8 @@
 // Helpers shared by the commands that talk to a server: finding its socket, formatting status.
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { BackupRecord } from '../catalog.js';
+import { request, TERMINAL_STATES } from '../client.js';
 import type { BackupStatus } from '../client.js';
 import { resolveSocket } from '../discovery.js';
 import { shimPath } from '../lib-path.js';
@@ -78,4 +81,45 @@ export function processOwner(pid: number): { uid: number; gid: number } | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * After a failed or cancelled backup the shim empties DEST but keeps directories it did not
+ * create; the CLI removes the empty directories it created for DEST (catalog created_path).
+ * Only empty directories are removed. Returns true when DEST is gone.
+ */
+export function removeCreatedDest(entry: BackupRecord | undefined): boolean {
+  if (!entry?.created_path) return false;
+  const removeEmpty = (d: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
+    if (names.length) return;
+    try {
+      rmdirSync(d);
+    } catch { /* not empty after all, or gone */ }
+  };
+  for (let d = entry.dest; ; d = dirname(d)) {
+    removeEmpty(d);
+    if (d === entry.created_path || d === dirname(d)) break;
+  }
+  try {
+    readdirSync(entry.dest);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Polls until the backup has ended and the shim has finished its clean-up (finished_at set). */
+export async function waitSettled(socket: string, first?: BackupStatus, limitMs = 60_000): Promise<BackupStatus> {
+  let s = first ?? (await request(socket, { op: 'status' }));
+  for (const t0 = Date.now(); !(TERMINAL_STATES.has(s.state) && (s.state === 'idle' || s.finished_at != null)) && Date.now() - t0 < limitMs;) {
+    await new Promise((r) => setTimeout(r, 50));
+    s = await request(socket, { op: 'status' });
+  }
+  return s;
 }

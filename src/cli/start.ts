@@ -13,7 +13,7 @@ import { type BackupStatus, request, waitForEnd } from '../client.js';
 import { withJournal } from '../journal.js';
 import { formatBytes, formatDuration, formatRate, parseRate } from '../units.js';
 import { defineCommand, EXIT, type Io, jsonOption, socketOption, UserError } from './command.js';
-import { isoTime, processOwner, progressLine, serverCwd, serverSocket } from './server.js';
+import { isoTime, processOwner, progressLine, removeCreatedDest, serverCwd, serverSocket, waitSettled } from './server.js';
 
 /** The real path of `p`, or of its nearest existing ancestor joined with the missing rest. */
 export function realPathLoose(p: string): string {
@@ -139,6 +139,7 @@ export default defineCommand({
         await j.step('create_dest',
           { action: 'remove_created_dir', args: { path: top }, description: `remove ${top}` },
           () => {
+            catalog.setCreatedPath(id, top);
             mkdirSync(plan.dest, { recursive: true, mode: 0o700 });
             // A root CLI creating DEST for a server running as another user (mysql) hands it over.
             const owner = processOwner(before.pid);
@@ -170,7 +171,11 @@ export default defineCommand({
       }
       return EXIT.OK;
     }
-    const final = await watch(ctx.io.stderr, socket, args.interval);
+    let final = await watch(ctx.io.stderr, socket, args.interval);
+    if (final.state !== 'done') {
+      final = await waitSettled(socket, final);
+      removeCreatedDest(catalog.getBackup(id));
+    }
     catalog.updateFromStatus(id, final);
     if (args.json) ctx.outJson({ id, socket, status: final });
     else ctx.out(summary(id, final));
