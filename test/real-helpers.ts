@@ -3,7 +3,7 @@
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rawRequest, request, waitForEnd, type BackupStatus } from '../src/client.js';
+import { rawRequest, request, type BackupStatus } from '../src/client.js';
 import { shimPath } from '../src/lib-path.js';
 
 /**
@@ -104,8 +104,6 @@ export async function runBackup(opts: {
     await sleep(50);
   }
 }
-
-export { waitForEnd };
 
 export type TreeEntry = { kind: 'dir' } | { kind: 'file'; data: Buffer } | { kind: 'symlink'; target: string } | { kind: 'other' };
 
