@@ -29,9 +29,23 @@ function buildShim() {
   run('make', ['-C', join(root, 'native', 'shim'), '-j2', ...vars, 'all']);
 }
 
+// node-gyp-build builds with `node-gyp rebuild`, whose clean step removes all of build/: the
+// addon is therefore built before the shim (whose output also lives in build/). Outside npm
+// (`node scripts/build.mjs`), node-gyp and Node's headers are found the way npm would find them.
 function buildAddon() {
   if (!existsSync(join(root, 'binding.gyp'))) return;
-  run(process.execPath, [join(root, 'node_modules', 'node-gyp-build', 'bin.js')]);
+  const env = { ...process.env };
+  const prefix = join(dirname(process.execPath), '..');
+  const paths = [join(root, 'node_modules', '.bin')];
+  const npmGyp = join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin');
+  if (existsSync(npmGyp)) {
+    // npm's bundled node-gyp, as node-gyp-bin/node-gyp so `node-gyp` resolves.
+    paths.push(join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', '@npmcli', 'run-script', 'lib', 'node-gyp-bin'));
+    env.npm_config_node_gyp ??= join(npmGyp, 'node-gyp.js');
+  }
+  env.PATH = [...paths, env.PATH ?? ''].join(':');
+  if (!env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node.h'))) env.npm_config_nodedir = prefix;
+  run(process.execPath, [join(root, 'node_modules', 'node-gyp-build', 'bin.js')], { env });
 }
 
 function buildTypeScript() {
@@ -39,11 +53,9 @@ function buildTypeScript() {
 }
 
 try {
+  if (!shimOnly && !sanitize) buildAddon();
   buildShim();
-  if (!shimOnly && !sanitize) {
-    buildAddon();
-    buildTypeScript();
-  }
+  if (!shimOnly && !sanitize) buildTypeScript();
 } catch (e) {
   console.error(`hotbackup build: ${e.message}`);
   process.exit(1);

@@ -14,9 +14,10 @@ import recover from './recover.js';
 import start from './start.js';
 import status from './status.js';
 import throttle from './throttle.js';
+import verify from './verify.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandDef<any>[] = [start, status, throttle, cancel, list, recover, demo, libPath];
+export const commands: CommandDef<any>[] = [start, status, throttle, cancel, list, recover, demo, libPath, verify];
 
 function version(): string {
   try {
@@ -64,7 +65,7 @@ export async function main(argv: string[], io: Partial<Io> = {}): Promise<number
       .demandCommand(1, 'name a command (hotbackup --help lists them)')
       .option('catalog', { type: 'string', global: true, requiresArg: true,
         describe: 'catalog database (default: $HOTBACKUP_CATALOG, else $XDG_STATE_HOME/hotbackup/catalog.db)' })
-      .epilogue('Exit codes: 0 ok, 1 backup failed or cancelled, 2 usage error, 3 server unreachable, ' +
+      .epilogue('Exit codes: 0 ok, 1 backup failed or cancelled (verify: did not verify, or incomplete), 2 usage error, 3 server unreachable, ' +
         '4 internal error, 5 conflict (a backup already runs / none runs).')
       .version(version())
       .help()
@@ -99,7 +100,7 @@ export async function main(argv: string[], io: Partial<Io> = {}): Promise<number
   async function runCommand(def: CommandDef<unknown>, args: any, c: Context): Promise<number> {
     try {
       if (args.catalog) c.catalogPath = args.catalog;
-      if (def !== recover) await autoRecover(c, def === libPath);
+      if (def !== recover) await autoRecover(c, def === libPath || def === verify);
       return await def.run(args, c);
     } catch (e) {
       return fail(e);
