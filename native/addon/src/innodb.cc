@@ -178,6 +178,7 @@ SpaceFormat format_from_flags(uint32_t flags) {
     const uint32_t zip_ssize = (flags >> 1) & 15u;
     f.page_compression = flags & (1u << 16);
     if (zip_ssize) {
+      f.row_compressed = true;
       f.physical_size = (zip_ssize <= 7 && (512u << zip_ssize) <= f.logical_size) ? 512u << zip_ssize : 0;
       f.name = "compressed";
     } else {
@@ -192,9 +193,9 @@ SpaceFormat format_from_flags(uint32_t flags) {
 PageCheck check_page(const uint8_t *page, const SpaceFormat &fmt, bool any_format) {
   PageCheck r;
   if (fmt.full_crc32) r = check_full_crc32(page, fmt.physical_size);
-  else if (fmt.physical_size != fmt.logical_size) r = check_zip(page, fmt.physical_size);
+  else if (fmt.row_compressed) r = check_zip(page, fmt.physical_size);
   else r = check_legacy(page, fmt);
-  if (r.verdict != Verdict::bad || !any_format || fmt.physical_size != fmt.logical_size) return r;
+  if (r.verdict != Verdict::bad || !any_format || fmt.row_compressed) return r;
   // A doublewrite copy may come from a tablespace in the other format (same page size).
   SpaceFormat other = fmt;
   other.full_crc32 = !fmt.full_crc32;

@@ -28,6 +28,7 @@ struct SpaceFormat {
   uint32_t flags = 0;
   bool full_crc32 = false;
   bool page_compression = false;  // PAGE_COMPRESSED=1 tablespace (legacy format flag bit 16)
+  bool row_compressed = false;    // ROW_FORMAT=COMPRESSED (legacy format, zip pages; may equal the page size)
   uint32_t logical_size = 0;      // page size of the tablespace
   uint32_t physical_size = 0;     // bytes per page in the file (the zip size for ROW_FORMAT=COMPRESSED)
   std::string name;               // "full_crc32", "crc32", "compressed"
