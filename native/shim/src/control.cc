@@ -313,7 +313,7 @@ void start_control_socket() {
   if (lstat(path.c_str(), &st) == 0) g_socket_ino = st.st_ino;
   g_socket_path = path;
   g_listen_fd = fd;
-  std::thread(serve_loop).detach();
+  spawn_quiet_thread(serve_loop).detach();
 }
 
 void stop_control_socket() {

@@ -265,7 +265,7 @@ Session::~Session() { join(); }
 
 void Session::start_copier() {
   for (size_t i = 0; i < sources_.size(); i++) queue_.push_back(Job{i, ""});
-  thread_ = std::thread([this] { run(); });
+  thread_ = spawn_quiet_thread([this] { run(); });
 }
 
 void Session::join() {
@@ -560,6 +560,8 @@ void Session::process(const Job &job) {
     return;
   }
   ns.unlock();
+  // The size after attaching: every write that did not see the mirror finished before this.
+  fstat(srcfd, &fst);
   copy_chunks(*f, srcfd, *d, fst.st_size, src);
   if (sys::close(srcfd) != 0) fail_errno(errno, "cannot close source file", src);
   files_copied_++;

@@ -1,6 +1,7 @@
 #include "state.h"
 
 #include <cerrno>
+#include <csignal>
 #include <linux/membarrier.h>
 #include <mutex>
 #include <sys/syscall.h>
@@ -65,6 +66,18 @@ void wait_for_uncaptured_calls() {
 CaptureScope::CaptureScope() {
   pthread_rwlock_rdlock(&g_barrier);
   s_ = (g_session && g_session->capturing()) ? g_session : nullptr;
+}
+
+std::thread spawn_quiet_thread(std::function<void()> fn) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::thread t([fn = std::move(fn)] {
+    t_state.internal = true;
+    fn();
+  });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return t;
 }
 
 ErrnoKeeper::ErrnoKeeper() : saved_(errno) {}

@@ -2,7 +2,9 @@
 // the idle path checks, per-thread in-flight marks, and the barrier that defines the cut.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <pthread.h>
+#include <thread>
 
 namespace hb {
 
@@ -64,6 +66,10 @@ class CaptureScope {
  private:
   Session *s_;
 };
+
+// A thread of the shim's own, with every signal blocked: a signal meant for the server
+// (mariadbd waits for SIGTERM in a sigwait thread) must never be delivered to ours.
+std::thread spawn_quiet_thread(std::function<void()> fn);
 
 // Replaced only with the barrier held exclusively.
 extern Session *g_session;
