@@ -93,8 +93,9 @@ export interface ShimmedProcess {
 /** Spawns `node args...` with LD_PRELOAD=shim, HOTBACKUP_SERVE=node and its own socket. */
 export async function spawnUnderShim(shim: string, args: string[], o: { socket: string; cwd?: string; env?: Record<string, string> }): Promise<ShimmedProcess> {
   const env: Record<string, string | undefined> = {
-    ...process.env, ...o.env,
+    ...process.env,
     LD_PRELOAD: shim, HOTBACKUP_SERVE: 'node', HOTBACKUP_SOCKET: o.socket, HOTBACKUP_TEST_HOOKS: '1',
+    ...o.env,
   };
   delete env.HOTBACKUP_SERVED_PID;
   const child = spawn(process.execPath, args, { env, cwd: o.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
