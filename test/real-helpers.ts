@@ -20,6 +20,15 @@ export function shimOrSkip(testFile: string): string | null {
   return null;
 }
 
+/**
+ * Libraries to preload before the shim, from $HOTBACKUP_TEST_PRELOAD (colon-separated), e.g.
+ * HOTBACKUP_TEST_PRELOAD=$(gcc -print-file-name=libasan.so) with an ASan build in HOTBACKUP_TEST_SHIM
+ * (and ASAN_OPTIONS=detect_leaks=0).
+ */
+export function preloadBefore(): string[] {
+  return (process.env.HOTBACKUP_TEST_PRELOAD ?? '').split(':').filter(Boolean);
+}
+
 export function makeTmp(prefix: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };

@@ -18,7 +18,7 @@ import test from 'node:test';
 import { fileURLToPath } from 'node:url';
 // @ts-ignore: plain JavaScript module shared with the fixture
 import { FsModel, applyOp, stepsOf } from './fixtures/node-fs-model.mjs';
-import { diffTrees, makeTmp, readTree, runBackup, shimOrSkip, type TreeEntry } from './real-helpers.js';
+import { diffTrees, makeTmp, preloadBefore, readTree, runBackup, shimOrSkip, type TreeEntry } from './real-helpers.js';
 
 const shim = shimOrSkip('test/real-node.test.ts');
 const FIXTURE = fileURLToPath(new URL('./fixtures/node-fs-writer.mjs', import.meta.url));
@@ -72,7 +72,7 @@ async function startFsWriter(o: {
   const env: Record<string, string | undefined> = {
     ...process.env,
     ...o.env,
-    LD_PRELOAD: shim!,
+    LD_PRELOAD: [...preloadBefore(), shim!].join(':'),
     HOTBACKUP_SOCKET: o.socket,
     HOTBACKUP_SERVE: 'node',
     HOTBACKUP_TEST_HOOKS: '1',

@@ -19,7 +19,7 @@ import {
   type BankWriter,
   type JournalMode,
 } from '../src/workloads/bank.js';
-import { makeTmp, runBackup, shimOrSkip } from './real-helpers.js';
+import { makeTmp, preloadBefore, runBackup, shimOrSkip } from './real-helpers.js';
 
 const shim = shimOrSkip('test/real-sqlite.test.ts');
 
@@ -38,7 +38,7 @@ for (const journal of ['wal', 'delete'] as const satisfies readonly JournalMode[
     // Rollback-journal commits fsync the journal, the directory and the database: fewer per second.
     const n = journal === 'wal' ? { initial: 1500, paused: 300, after: 200 } : { initial: 300, paused: 100, after: 50 };
     try {
-      w = await startBankWriter({ dbDir, journal, commitLogPath: commitLog, shimPath: shim, socketPath: socket, testHooks: true, seed: 7, accounts: 20_000, maxTps: 1000 });
+      w = await startBankWriter({ dbDir, journal, commitLogPath: commitLog, shimPath: shim, socketPath: socket, testHooks: true, preloadBefore: preloadBefore(), seed: 7, accounts: 20_000, maxTps: 1000 });
       const writer = w;
       await writer.waitForAcknowledged(n.initial);
       const run = await runBackup({

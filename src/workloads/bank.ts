@@ -31,6 +31,8 @@ export interface StartBankWriterOptions {
   dbFileName?: string;
   /** libhotbackup.so to preload; null or absent runs the writer without the shim. */
   shimPath?: string | null;
+  /** Libraries to preload before the shim (e.g. libasan.so for a sanitizer build of it). */
+  preloadBefore?: string[];
   /** HOTBACKUP_SOCKET for the shim; required when shimPath is given. */
   socketPath?: string;
   /** Start the writer with HOTBACKUP_TEST_HOOKS=1 (enables the test_* requests). */
@@ -202,7 +204,7 @@ export async function startBankWriter(opts: StartBankWriterOptions): Promise<Ban
   delete env.LD_PRELOAD;
   delete env.HOTBACKUP_SERVED_PID;
   if (opts.shimPath) {
-    env.LD_PRELOAD = resolve(opts.shimPath);
+    env.LD_PRELOAD = [...(opts.preloadBefore ?? []), resolve(opts.shimPath)].join(':');
     env.HOTBACKUP_SOCKET = resolve(opts.socketPath!);
     env.HOTBACKUP_SERVE = 'node';
     if (opts.testHooks) env.HOTBACKUP_TEST_HOOKS = '1';
