@@ -4,6 +4,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
+import { AddonLoadError } from '../addon.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { verifyBackup, type VerifyProblem, type VerifyReport } from '../verify.js';
 import { defineCommand, EXIT, jsonOption, UserError } from './command.js';
@@ -80,6 +81,9 @@ export default defineCommand({
             }
             : undefined,
         });
+      } catch (e) {
+        if (e instanceof AddonLoadError) throw new UserError(e.message, EXIT.INTERNAL, e.code);
+        throw e;
       } finally {
         bar?.stop();
       }
