@@ -58,7 +58,7 @@ export interface ScanOptions {
   threads?: number;
   /** One file is split into segments of this size, checksummed in parallel (default 32 MiB). */
   segmentBytes?: number;
-  /** Read buffer per thread (default 1 MiB). */
+  /** Read buffer per thread (default 256 KiB). */
   bufferBytes?: number;
 }
 

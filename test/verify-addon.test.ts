@@ -138,6 +138,12 @@ test('scanFiles: parallel segments combine to the file CRC; progress; errors per
     for (let i = 1; i < progress.length; i++) assert.ok(progress[i][0] >= progress[i - 1][0]);
     assert.deepEqual(progress.at(-1), [big.length, 2]);
     await assert.rejects(async () => a.scanFiles('nope' as never), /Usage: scanFiles/);
+
+    // Lengths around the point where one buffer's CRC is split into three interleaved chains.
+    const lengths = [12_287, 12_288, 12_289, 13_824 + 7, 65_535, 100_003];
+    for (const n of lengths) writeFileSync(join(tmp.dir, `len-${n}`), big.subarray(0, n));
+    const byLength = await a.scanFiles(lengths.map((n) => ({ path: join(tmp.dir, `len-${n}`) })), { threads: 2 });
+    byLength.forEach((x, i) => assert.equal(x.crc32c, crc32cTs(big.subarray(0, lengths[i])), `length ${lengths[i]}`));
   } finally {
     tmp.cleanup();
   }

@@ -100,7 +100,8 @@ export async function main(argv: string[], io: Partial<Io> = {}): Promise<number
   async function runCommand(def: CommandDef<unknown>, args: any, c: Context): Promise<number> {
     try {
       if (args.catalog) c.catalogPath = args.catalog;
-      if (def !== recover) await autoRecover(c, def === libPath || def === verify);
+      // verify reads a backup and nothing else: it neither needs nor touches the catalog.
+      if (def !== recover && def !== verify) await autoRecover(c, def === libPath);
       return await def.run(args, c);
     } catch (e) {
       return fail(e);

@@ -185,7 +185,7 @@ class Pool {
         s.err_message = errno_text("read", errno) + " at offset " + std::to_string(s.offset + done);
         break;
       }
-      crc = crc32c_update(crc, buf, size_t(r));
+      crc = crc32c_update_wide(crc, buf, size_t(r));
       if (check) check_pages(s, f, buf, size_t(r), s.offset + done, ps);
       done += uint64_t(r);
       if (size_t(r) < want) {

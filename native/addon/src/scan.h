@@ -49,7 +49,7 @@ struct FileResult {
 struct Options {
   unsigned threads = 2;
   uint64_t segment_bytes = 32ull << 20;  // rounded up to a multiple of 64 KiB
-  size_t buffer_bytes = 1u << 20;        // per thread, rounded up to a multiple of 64 KiB
+  size_t buffer_bytes = 256u << 10;      // per thread (fits in L2 with the CRC reading it back), rounded up to a multiple of 64 KiB
 };
 
 // Called from the pool's threads (never concurrently with itself), at most every ~50 ms and once
