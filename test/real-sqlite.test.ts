@@ -36,9 +36,13 @@ for (const journal of ['wal', 'delete'] as const satisfies readonly JournalMode[
     let w: BankWriter | null = null;
     let ok = false;
     // Rollback-journal commits fsync the journal, the directory and the database: fewer per second.
-    const n = journal === 'wal' ? { initial: 1500, paused: 300, after: 200 } : { initial: 300, paused: 100, after: 50 };
+    // Maintenance (incremental vacuum, DDL, VACUUM, checkpoints) often enough to happen during the backup.
+    const n =
+      journal === 'wal'
+        ? { initial: 1500, paused: 300, after: 200, maintenanceEvery: 250 }
+        : { initial: 300, paused: 100, after: 50, maintenanceEvery: 25 };
     try {
-      w = await startBankWriter({ dbDir, journal, commitLogPath: commitLog, shimPath: shim, socketPath: socket, testHooks: true, preloadBefore: preloadBefore(), seed: 7, accounts: 20_000, maxTps: 1000 });
+      w = await startBankWriter({ dbDir, journal, commitLogPath: commitLog, shimPath: shim, socketPath: socket, testHooks: true, preloadBefore: preloadBefore(), seed: 7, accounts: 20_000, maxTps: 1000, maintenanceEvery: n.maintenanceEvery });
       const writer = w;
       await writer.waitForAcknowledged(n.initial);
       const run = await runBackup({
@@ -100,9 +104,9 @@ for (const journal of ['wal', 'delete'] as const satisfies readonly JournalMode[
 test('checkBankBackup: a cold copy passes, and each broken copy fails for its reason', { timeout: 120_000 }, async (t) => {
   const tmp = makeTmp('hb-bankcheck-');
   try {
-    const w = await startBankWriter({ dbDir: join(tmp.dir, 'db'), journal: 'delete', commitLogPath: join(tmp.dir, 'commits.log') });
+    const w = await startBankWriter({ dbDir: join(tmp.dir, 'db'), journal: 'wal', commitLogPath: join(tmp.dir, 'commits.log') });
     try {
-      await w.waitForAcknowledged(600);
+      await w.waitForAcknowledged(1100); // past the first balance snapshot (every 1000 transfers)
     } finally {
       await w.stop();
     }
@@ -202,6 +206,27 @@ test('checkBankBackup: a cold copy passes, and each broken copy fails for its re
     }
     const r5 = checkBankBackup(ledgerPath, w.commitLogPath, cut);
     assert.ok(!r5.ok && !r5.invariantOk, formatBankCheck(r5));
+
+    // The balance snapshot named in meta is gone (DDL lost), or an old one was not dropped.
+    const noSnapPath = copy('nosnap');
+    {
+      const db = new Database(noSnapPath);
+      const name = (db.prepare("SELECT value FROM meta WHERE key = 'last_snapshot'").get() as { value: string }).value;
+      db.exec(`DROP TABLE ${name}`);
+      db.close();
+    }
+    const r8 = checkBankBackup(noSnapPath, w.commitLogPath, cut);
+    assert.ok(!r8.ok && !r8.invariantOk, formatBankCheck(r8));
+    assert.match(r8.invariantWhy ?? '', /does not exist/);
+    const strayPath = copy('stray');
+    {
+      const db = new Database(strayPath);
+      db.exec('CREATE TABLE snapshot_7 AS SELECT id, balance FROM accounts');
+      db.close();
+    }
+    const r9 = checkBankBackup(strayPath, w.commitLogPath, cut);
+    assert.ok(!r9.ok && !r9.invariantOk, formatBankCheck(r9));
+    assert.match(r9.invariantWhy ?? '', /snapshot_7/);
 
     // Torn pages: integrity_check (or the queries) must fail.
     const tornPath = copy('torn');

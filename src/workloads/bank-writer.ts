@@ -2,6 +2,7 @@
 //
 //   node dist/workloads/bank-writer.js --db PATH --commit-log PATH --journal wal|delete
 //        [--accounts N] [--seed N] [--initial N] [--max-tps N] [--synchronous off|normal|full]
+//        [--maintenance-every N]
 //
 // It creates the database (tables meta, accounts, transfers, ledger), then moves money between
 // accounts forever, one transfer per transaction, until SIGTERM or SIGINT. Every transfer
@@ -15,10 +16,13 @@
 // with fractions (see nowMs()). A line in the log means "acknowledged"; its absence means
 // nothing (the transaction may or may not have committed).
 //
-// Every few hundred transfers a maintenance transaction drops old memos and runs
-// `PRAGMA incremental_vacuum` (the file shrinks: ftruncate); in WAL mode a
-// `wal_checkpoint(TRUNCATE)` runs now and then too. So the files see pwrite, growth,
-// truncation, journal create/unlink and checkpoints while a backup copies them.
+// Every M transfers (--maintenance-every, default 500) a maintenance transaction drops old memos
+// and runs `PRAGMA incremental_vacuum` (the file shrinks: ftruncate); every 2M a DDL transaction
+// replaces the table `snapshot_<txid>` (a copy of all balances, CREATE TABLE ... AS SELECT,
+// DROP TABLE of the previous one, recorded in meta.last_snapshot); every 6M a full VACUUM
+// rewrites the database; in WAL mode a `wal_checkpoint(TRUNCATE)` runs every 4M. So the files
+// see pwrite, growth, truncation, schema changes, journal create/unlink and checkpoints while a
+// backup copies them.
 //
 // stdout: one JSON line `{"event":"ready",...}` once the schema and accounts are committed,
 // one `{"event":"stopped",...}` at a clean exit. Errors go to stderr, exit code 1.
@@ -38,6 +42,7 @@ interface Options {
   initial: number;
   maxTps: number;
   synchronous: string | null;
+  maintenanceEvery: number;
 }
 
 function fail(msg: string): never {
@@ -65,6 +70,7 @@ function parseOptions(argv: string[]): Options {
       initial: { type: 'string' },
       'max-tps': { type: 'string' },
       synchronous: { type: 'string' },
+      'maintenance-every': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -92,6 +98,7 @@ function parseOptions(argv: string[]): Options {
     initial: intArg(values.initial, 'initial', 1_000_000, 1),
     maxTps: intArg(values['max-tps'], 'max-tps', 0, 0),
     synchronous: sync,
+    maintenanceEvery: intArg(values['maintenance-every'], 'maintenance-every', 500, 1),
   };
 }
 
@@ -227,7 +234,16 @@ function main(): void {
   });
 
   const maintenance = db.transaction((txid: number) => {
-    dropMemos.run(txid - 1000);
+    dropMemos.run(txid - 2 * o.maintenanceEvery);
+  });
+  const getMeta = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
+  const setMeta = db.prepare<[string, string]>('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)');
+  const snapshot = db.transaction((txid: number) => {
+    const prev = getMeta.get('last_snapshot')?.value;
+    const name = `snapshot_${txid}`;
+    db.exec(`CREATE TABLE ${name} AS SELECT id, balance FROM accounts`);
+    if (prev && /^snapshot_\d+$/.test(prev)) db.exec(`DROP TABLE IF EXISTS ${prev}`);
+    setMeta.run('last_snapshot', name);
   });
 
   const logFd = openSync(o.commitLog, 'a', 0o644);
@@ -260,11 +276,14 @@ function main(): void {
       txid = next;
       committed++;
       writeSync(logFd, `${txid} ${start.toFixed(3)} ${end.toFixed(3)}\n`);
-      if (txid % 500 === 0) {
+      const m = o.maintenanceEvery;
+      if (txid % m === 0) {
         maintenance.immediate(txid);
         db.pragma('incremental_vacuum');
       }
-      if (o.journal === 'wal' && txid % 2000 === 0) db.pragma('wal_checkpoint(TRUNCATE)');
+      if (txid % (2 * m) === 0) snapshot.immediate(txid);
+      if (txid % (6 * m) === 0) db.exec('VACUUM');
+      if (o.journal === 'wal' && txid % (4 * m) === 0) db.pragma('wal_checkpoint(TRUNCATE)');
     }
     if (stopping) {
       finish();

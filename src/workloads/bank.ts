@@ -6,7 +6,8 @@
 //   - SQLite opens it (normal crash recovery: WAL replay or hot-journal rollback) and
 //     `PRAGMA integrity_check` says ok;
 //   - the bank invariant holds: sum(balance) = accounts × initial, each balance = initial +
-//     sum(its ledger rows), each transfer has exactly its two ledger rows;
+//     sum(its ledger rows), each transfer has exactly its two ledger rows, the one balance
+//     snapshot table named in meta exists and totals the same (no other one is left);
 //   - the transfers in it are exactly txids 1..K for some K: a prefix of the commit order,
 //     since the backup is the database at one instant;
 //   - every transfer acknowledged (COMMIT returned) before the cut is in it;
@@ -42,6 +43,11 @@ export interface StartBankWriterOptions {
   seed?: number;
   /** Cap on transfers per second; 0 or absent = as fast as it goes. */
   maxTps?: number;
+  /**
+   * Maintenance period M in transfers (default 500): memo clean-up + incremental_vacuum every M,
+   * a new balance-snapshot table (DDL) every 2M, VACUUM every 6M, WAL checkpoint(TRUNCATE) every 4M.
+   */
+  maintenanceEvery?: number;
   /** PRAGMA synchronous; absent = SQLite's default for the mode. */
   synchronous?: 'off' | 'normal' | 'full' | 'extra';
   /** Extra environment for the writer (added to process.env). */
@@ -109,6 +115,8 @@ export interface BankCheckResult {
   invariantOk: boolean;
   invariantWhy: string | null;
   accounts: number;
+  /** The balance-snapshot table the backup's meta names (null before the first one). */
+  lastSnapshot: string | null;
   totalBalance: number;
   expectedTotal: number;
   /** Transfers in the backup, and the largest txid among them (0 if none). */
@@ -215,6 +223,7 @@ export async function startBankWriter(opts: StartBankWriterOptions): Promise<Ban
   if (opts.seed !== undefined) args.push('--seed', String(opts.seed));
   if (opts.maxTps !== undefined) args.push('--max-tps', String(opts.maxTps));
   if (opts.synchronous !== undefined) args.push('--synchronous', opts.synchronous);
+  if (opts.maintenanceEvery !== undefined) args.push('--maintenance-every', String(opts.maintenanceEvery));
 
   const child = spawn(command, args, { cwd: dbDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -373,6 +382,7 @@ export function checkBankBackup(
     invariantOk: false,
     invariantWhy: null,
     accounts: 0,
+    lastSnapshot: null,
     totalBalance: 0,
     expectedTotal: 0,
     txInBackup: 0,
@@ -529,6 +539,26 @@ function invariant(db: Database.Database, r: BankCheckResult): void {
     )
     .get();
   if (bad) return why(`transfer ${bad.txid} does not have exactly its debit and credit ledger rows (${bad.n} rows)`);
+  // The latest balance snapshot (a table made by CREATE TABLE ... AS SELECT in one transaction).
+  const snap = meta.get('last_snapshot');
+  r.lastSnapshot = snap ?? null;
+  if (snap !== undefined) {
+    if (!/^snapshot_\d+$/.test(snap)) return why(`meta.last_snapshot is ${JSON.stringify(snap)}`);
+    const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(snap);
+    if (!exists) return why(`the snapshot table ${snap} named in meta does not exist`);
+    const s = db
+      .prepare<[], { n: number; total: number | null }>(`SELECT count(*) AS n, sum(balance) AS total FROM ${snap}`)
+      .get()!;
+    if (s.n !== accounts || s.total !== r.expectedTotal) {
+      return why(`snapshot ${snap}: ${s.n} accounts totalling ${s.total}, expected ${accounts} totalling ${r.expectedTotal}`);
+    }
+  }
+  const stray = db
+    .prepare<[string], { name: string }>(
+      "SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'snapshot\\_%' ESCAPE '\\' AND name != ? LIMIT 1",
+    )
+    .get(snap ?? '');
+  if (stray) return why(`snapshot table ${stray.name} should have been dropped with the one that replaced it`);
   r.invariantOk = true;
   r.invariantWhy = null;
 }
@@ -537,7 +567,7 @@ function invariant(db: Database.Database, r: BankCheckResult): void {
 export function formatBankCheck(r: BankCheckResult): string {
   const lines = [
     `integrity_check: ${r.integrity || '(not run)'}`,
-    `invariant: ${r.invariantOk ? `ok (${r.accounts} accounts, total ${r.totalBalance})` : `BROKEN: ${r.invariantWhy}`}`,
+    `invariant: ${r.invariantOk ? `ok (${r.accounts} accounts, total ${r.totalBalance}${r.lastSnapshot ? `, ${r.lastSnapshot} agrees` : ''})` : `BROKEN: ${r.invariantWhy}`}`,
     `transfers in backup: ${r.txInBackup} (txid 1..${r.maxTxidInBackup}${r.isPrefix ? ', a prefix of the commit order' : ', NOT a prefix'})`,
     `acknowledged before the cut: ${r.acknowledgedBeforeCut} of ${r.acknowledged} logged; missing from backup: ${r.missingAcknowledged.length}`,
     `started after the cut but present: ${r.startedAfterCut.length}`,
