@@ -1,7 +1,8 @@
 // A real Node program under the shim: test/fixtures/node-fs-writer.mjs writes a directory
 // through Node's fs (write, pwrite, writev, pwritev, FileHandle writes on the threadpool,
-// appendFile, writeFile, copyFile = copy_file_range through syscall(), truncate, rename,
-// unlink, mkdir, rmdir; every close through libuv's syscall(SYS_close)) one operation at a time,
+// appendFile, writeFile, copyFile = copy_file_range through syscall(), truncate, rename (also into
+// and out of the directory), unlink, mkdir, rmdir, hard links, symlinks; every close through
+// libuv's syscall(SYS_close)) one operation at a time,
 // logging each with its start and end time, while a throttled backup of the directory runs.
 //
 // The backup must equal the directory's state after exactly the operations completed before the
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import test from 'node:test';
 import { fileURLToPath } from 'node:url';
 // @ts-ignore: plain JavaScript module shared with the fixture
-import { FsModel, applyOp, stepsOf } from './fixtures/node-fs-model.mjs';
+import { FsModel, OUT, applyOp, stepsOf } from './fixtures/node-fs-model.mjs';
 import { diffTrees, makeTmp, preloadBefore, readTree, runBackup, shimOrSkip, type TreeEntry } from './real-helpers.js';
 
 const shim = shimOrSkip('test/real-node.test.ts');
@@ -64,6 +65,7 @@ interface FsWriter {
 
 async function startFsWriter(o: {
   dir: string;
+  outside: string;
   log: string;
   seed: number;
   socket: string;
@@ -78,7 +80,7 @@ async function startFsWriter(o: {
     HOTBACKUP_TEST_HOOKS: '1',
   };
   delete env.HOTBACKUP_SERVED_PID;
-  const child = spawn(process.execPath, [FIXTURE, '--dir', o.dir, '--log', o.log, '--seed', String(o.seed)], {
+  const child = spawn(process.execPath, [FIXTURE, '--dir', o.dir, '--outside', o.outside, '--log', o.log, '--seed', String(o.seed)], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -146,8 +148,9 @@ async function startFsWriter(o: {
   };
 }
 
-function snapshotOf(m: InstanceType<typeof FsModel>): Map<string, TreeEntry> {
-  return m.snapshot() as Map<string, TreeEntry>;
+/** The model's view of the backed-up directory (prefix '') or of the outside one (OUT). */
+function snapshotOf(m: InstanceType<typeof FsModel>, prefix = ''): Map<string, TreeEntry> {
+  return m.snapshot(prefix) as Map<string, TreeEntry>;
 }
 
 // Seeds 1 and 2 by default; HOTBACKUP_REAL_SEEDS=3,4,5 runs others (odd: threadpool, even: io_uring asked for).
@@ -169,9 +172,10 @@ for (const v of VARIANTS) {
     const src = join(tmp.dir, 'src');
     const dest = join(tmp.dir, 'backup');
     const log = join(tmp.dir, 'ops.log');
+    const outside = join(tmp.dir, 'outside');
     const socket = join(tmp.dir, 'hb.sock');
     mkdirSync(src);
-    const w = await startFsWriter({ dir: src, log, seed: v.seed, socket, env: v.env });
+    const w = await startFsWriter({ dir: src, outside, log, seed: v.seed, socket, env: v.env });
     let ok = false;
     try {
       await w.waitForOps(300);
@@ -197,8 +201,11 @@ for (const v of VARIANTS) {
       // The model must reproduce the live directory exactly, or nothing below means anything.
       const full = new FsModel();
       for (const op of ops) applyOp(full, op);
-      const liveDiff = diffTrees(snapshotOf(full), readTree(src));
-      assert.deepEqual(liveDiff, [], `the fixture's model does not match the live directory:\n${liveDiff.join('\n')}`);
+      const liveDiff = [
+        ...diffTrees(snapshotOf(full), readTree(src)),
+        ...diffTrees(snapshotOf(full, OUT), readTree(outside)).map((d) => `outside/${d}`),
+      ];
+      assert.deepEqual(liveDiff, [], `the fixture's model does not match the live directories:\n${liveDiff.join('\n')}`);
 
       // Operations are sequential: those that ended before the cut are a prefix; so are the rest.
       const lo = ops.findIndex((op) => !(op.end < cut - SLACK_MS));
@@ -217,6 +224,7 @@ for (const v of VARIANTS) {
       // Modes are preserved: the fixture creates files 0644 and directories 0755 (less the umask).
       const umask = process.umask();
       for (const [rel, e] of readTree(dest, (r) => !r.includes('/') && r.startsWith('hotbackup_'))) {
+        if (e.kind === 'symlink') continue;
         const mode = lstatSync(join(dest, rel)).mode & 0o7777;
         const want = (e.kind === 'dir' ? 0o755 : 0o644) & ~umask;
         assert.equal(mode.toString(8), want.toString(8), `mode of ${rel} in the backup`);
