@@ -2,7 +2,7 @@
 // Speed of `hotbackup verify` against `cat` of the same files to /dev/null, warm and cold cache.
 // Not a test: it measures and writes bench/results/verify-<date>.json and .md.
 //
-//   node bench/verify.mjs [--size=1GiB] [--files=64] [--runs=5] [--keep=DIR] [--out=bench/results]
+//   node bench/verify.mjs [--size=2GiB] [--files=64] [--runs=5] [--keep=DIR] [--out=bench/results]
 //
 // 1. Makes a data directory (files of random bytes, a few large and many small), backs it up
 //    with the real shim (an idle Node process under LD_PRELOAD) so the backup has its manifest.
@@ -14,7 +14,7 @@
 //    with fincore. On a virtual disk the host may still cache: the JSON says which method ran.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, readdirSync, rmSync, statSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem, availableParallelism } from 'node:os';
+import { cpus, tmpdir, totalmem, availableParallelism, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,7 @@ const parseSize = (s) => {
   if (!m) throw new Error(`bad size ${s}`);
   return Math.round(Number(m[1]) * { b: 1, kib: 1024, mib: 1 << 20, gib: 1 << 30 }[(m[2] ?? 'B').toLowerCase()]);
 };
-const SIZE = parseSize(arg('size', '1GiB'));
+const SIZE = parseSize(arg('size', '2GiB'));
 const FILES = Number(arg('files', '64'));
 const RUNS = Number(arg('runs', '5'));
 const OUT = arg('out', join(root, 'bench', 'results'));
@@ -182,12 +182,13 @@ async function mainBench() {
   log(`backup: ${files.length} files, ${bytes} bytes`);
   const results = {};
   for (const mode of ['warm', 'cold']) {
-    const rec = { cat: [], verify: [], verify_internal: [], cached_before: [] };
+    const rec = { cat: [], verify: [], verify_internal: [], cached_before: [], loadavg_1min: [] };
     for (let i = 0; i < RUNS; i++) {
       for (const which of i % 2 ? ['verify', 'cat'] : ['cat', 'verify']) {
         if (mode === 'cold') evict(files);
         else warm(files);
         rec.cached_before.push(cachedFraction(files));
+        rec.loadavg_1min.push(loadavg()[0]);
         if (which === 'cat') rec.cat.push(catRun(files).seconds);
         else {
           const v = verifyRun();
@@ -221,6 +222,7 @@ async function mainBench() {
       verify: 'node bin/hotbackup.js verify DEST --json (process start included; verify_internal_* is the report\'s own duration)',
       cat: 'sh -c \'cat FILES > /dev/null\' (the same files, in the same order)',
       cold: coldMethod,
+      load: 'loadavg_1min is the machine\'s 1-minute load average before each run: other sessions share these CPUs and the disk',
       note: 'cached_before is the fraction of the first 64 files\' bytes in the page cache before each run (fincore); a virtual disk may still be cached by the host',
     },
     results,
@@ -244,8 +246,9 @@ ${row('warm')}
 ${row('cold')}
 
 Cold cache: ${coldMethod}.
+1-minute load average during the runs (the machine is shared): ${Math.min(...results.warm.loadavg_1min, ...results.cold.loadavg_1min).toFixed(1)}–${Math.max(...results.warm.loadavg_1min, ...results.cold.loadavg_1min).toFixed(1)} on ${cpus().length} CPUs.
 Page cache before the runs (fincore, fraction of bytes resident): warm ${fmtFrac(results.warm.cached_before)}, cold ${fmtFrac(results.cold.cached_before)}.
-Raw numbers: \`${relative(root, stem)}.json\`. Reproduce: \`node bench/verify.mjs --size=${arg('size', '1GiB')} --runs=${RUNS}\`.
+Raw numbers: \`${relative(root, stem)}.json\`. Reproduce: \`node bench/verify.mjs --size=${arg('size', '2GiB')} --runs=${RUNS}\`.
 `;
   writeFileSync(`${stem}.md`, md);
   console.log(md);

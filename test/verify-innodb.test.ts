@@ -182,3 +182,80 @@ test('a tablespace cut in the middle of a page: size and partial page reported',
   assert.match(partial.message, /partial page: 3996 bytes/);
   assert.equal(code, 1);
 });
+
+// MariaDB 10.11 no longer writes innodb_checksum_algorithm=innodb (nor none), but reads them:
+// a tablespace in those checksums is built here from the documented formulas (buf0checksum.cc:
+// ut_fold_binary over [4, 26) + [38, n-8) at offset 0, over [0, 26) at n-8), in TypeScript,
+// independently of the addon's C++.
+function foldBinary(b: Uint8Array): number {
+  let fold = 0;
+  for (const byte of b) {
+    const x = ((((fold ^ byte ^ 1653893711) << 8) >>> 0) + fold) >>> 0;
+    fold = (((x ^ 1463735687) >>> 0) + byte) >>> 0;
+  }
+  return fold;
+}
+
+test('older checksums (innodb, none, crc32) of a synthetic 16 KiB tablespace, as the server accepts them', async () => {
+  const { crc32cTs } = await import('./verify-helpers.js');
+  const n = 16384;
+  const pages = 7;
+  const file = Buffer.alloc(n * pages);
+  const page = (i: number) => file.subarray(i * n, (i + 1) * n);
+  const fill = (i: number, lsnLow: number) => {
+    const p = page(i);
+    p.writeUInt32BE(i, 4); // page number
+    p.writeUInt32BE(0, 16);
+    p.writeUInt32BE(lsnLow, 20); // LSN
+    p.writeUInt16BE(17855, 24); // FIL_PAGE_INDEX
+    p.writeUInt32BE(77, 34); // space id
+    for (let k = 38; k < n - 8; k++) p[k] = (k * 31 + i * 7) & 0xff;
+    p.writeUInt32BE(lsnLow, n - 4); // low 32 bits of the LSN again
+  };
+  const innodb = (i: number) => {
+    const p = page(i);
+    p.writeUInt32BE((foldBinary(p.subarray(4, 26)) + foldBinary(p.subarray(38, n - 8))) >>> 0, 0);
+    p.writeUInt32BE(foldBinary(p.subarray(0, 26)), n - 8);
+  };
+  const crc32 = (i: number) => {
+    const p = page(i);
+    const c = (crc32cTs(p.subarray(4, 26)) ^ crc32cTs(p.subarray(38, n - 8))) >>> 0;
+    p.writeUInt32BE(c, 0);
+    p.writeUInt32BE(c, n - 8);
+  };
+  fill(0, 1000);
+  page(0).writeUInt32BE(0, 38 + 16); // FSP flags 0: older format, 16 KiB pages
+  innodb(0);
+  fill(1, 2000);
+  innodb(1);
+  fill(2, 3000); // "none"
+  page(2).writeUInt32BE(0xdeadbeef, 0);
+  page(2).writeUInt32BE(0xdeadbeef, n - 8);
+  // page 3 stays all NUL
+  fill(4, 4000);
+  innodb(4);
+  page(4)[5000] ^= 1; // corrupted after its checksum was written
+  fill(5, 5000);
+  crc32(5);
+  fill(6, 6000);
+  crc32(6);
+  page(6).writeUInt32BE(6001, n - 4); // torn: header and trailer LSN differ
+
+  const tmp = makeTmp('hb-verify-legacy-');
+  try {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(tmp.dir, 't.ibd'), file);
+    const [r] = await loadAddon().scanFiles([{ path: join(tmp.dir, 't.ibd'), pages: true }]);
+    const p = r.pages!;
+    assert.equal(p.error, null);
+    assert.equal(p.format, 'crc32');
+    assert.equal(p.pageSize, 16384);
+    assert.equal(p.pages, 7);
+    assert.equal(p.zeroPages, 1);
+    assert.deepEqual(p.badPages.map((b) => [b.page, b.offset]), [[4, 4 * n], [6, 6 * n]]);
+    assert.match(p.badPages[0].reason, /checksum mismatch/);
+    assert.match(p.badPages[1].reason, /LSN mismatch/);
+  } finally {
+    tmp.cleanup();
+  }
+});

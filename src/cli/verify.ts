@@ -13,7 +13,7 @@ import { isoTime } from './server.js';
 /** The human form of a report. */
 export function formatReport(r: VerifyReport): string {
   const c = r.checked;
-  const rate = r.duration_ms > 0 ? `, ${formatBytes(r.bytes_per_sec)}/s` : '';
+  const rate = r.duration_ms >= 100 ? `, ${formatBytes(r.bytes_per_sec)}/s` : '';
   const what = `${c.files} files (${formatBytes(c.bytes)}), ${c.dirs} directories, ${c.symlinks} symlinks`;
   const pages = c.innodb
     ? `; ${c.innodb.pages} InnoDB pages in ${c.innodb.tablespaces} tablespaces` +
