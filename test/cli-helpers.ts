@@ -137,7 +137,8 @@ export async function cli(args: string[], env: NodeJS.ProcessEnv, cwd = root): P
 }
 
 let built = false;
-/** dist/ must be current for `node bin/hotbackup.js`: compile once if any source is newer. */
+/** dist/ must be current for `node bin/hotbackup.js`: compile once if any source is newer.
+ *  Test files run in parallel, so the compile is serialised by a lock directory. */
 export function ensureBuilt(): void {
   if (built) return;
   const newest = (d: string): number => readdirSync(d, { withFileTypes: true }).reduce((m, e) => {
@@ -145,11 +146,30 @@ export function ensureBuilt(): void {
     return Math.max(m, e.isDirectory() ? newest(p) : e.name.endsWith('.ts') ? statSync(p).mtimeMs : 0);
   }, 0);
   const distMain = join(root, 'dist', 'cli', 'main.js');
-  const distTime = existsSync(distMain) ? statSync(distMain).mtimeMs : 0;
-  if (!existsSync(distMain) || newest(join(root, 'src')) > distTime) {
-    const r = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
-      { cwd: root, encoding: 'utf8' });
-    assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr}`);
+  const stale = () => !existsSync(distMain) || newest(join(root, 'src')) > statSync(distMain).mtimeMs;
+  if (stale()) {
+    const lock = join(root, 'dist.build-lock');
+    for (let i = 0; ; i++) {
+      try {
+        mkdirSync(lock);
+        break;
+      } catch {
+        // Another test file is compiling; a lock older than 5 minutes is from a killed run.
+        try {
+          if (Date.now() - statSync(lock).mtimeMs > 300_000) rmSync(lock, { recursive: true, force: true });
+        } catch { /* gone meanwhile */ }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+      }
+    }
+    try {
+      if (stale()) {
+        const r = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+          { cwd: root, encoding: 'utf8' });
+        assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr}`);
+      }
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
   }
   built = true;
 }
