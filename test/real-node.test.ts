@@ -19,10 +19,13 @@ import test from 'node:test';
 import { fileURLToPath } from 'node:url';
 // @ts-ignore: plain JavaScript module shared with the fixture
 import { FsModel, OUT, applyOp, stepsOf } from './fixtures/node-fs-model.mjs';
+// @ts-ignore: plain JavaScript module
+import { SCENARIOS } from './fixtures/node-fs-scenarios.mjs';
 import { diffTrees, makeTmp, preloadBefore, readTree, runBackup, shimOrSkip, type TreeEntry } from './real-helpers.js';
 
 const shim = shimOrSkip('test/real-node.test.ts');
 const FIXTURE = fileURLToPath(new URL('./fixtures/node-fs-writer.mjs', import.meta.url));
+const SCENARIO_FIXTURE = fileURLToPath(new URL('./fixtures/node-fs-scenarios.mjs', import.meta.url));
 /** Uncertainty around cut_at, ms (whole-ms cut times; the fixture's clock clamping). */
 const SLACK_MS = 2;
 
@@ -154,7 +157,7 @@ function snapshotOf(m: InstanceType<typeof FsModel>, prefix = ''): Map<string, T
 }
 
 // Seeds 1 and 2 by default; HOTBACKUP_REAL_SEEDS=3,4,5 runs others (odd: threadpool, even: io_uring asked for).
-const SEEDS = (process.env.HOTBACKUP_REAL_SEEDS ?? '1,2').split(',').map(Number).filter((n) => Number.isSafeInteger(n));
+const SEEDS = (process.env.HOTBACKUP_REAL_SEEDS || '1,2').split(',').filter(Boolean).map(Number).filter((n) => Number.isSafeInteger(n));
 const VARIANTS: Array<{ name: string; seed: number; env: Record<string, string> }> = SEEDS.map((seed) =>
   seed % 2
     ? { name: 'libuv threadpool', seed, env: { UV_USE_IO_URING: '0' } }
@@ -267,6 +270,49 @@ for (const v of VARIANTS) {
       w.kill();
       if (ok) tmp.cleanup();
       else console.error(`real-node: files kept in ${tmp.dir}`);
+    }
+  });
+}
+
+// Namespace corner cases found by (or distilled from) the randomized test above, each replayed
+// deterministically with the copier held at copy start and before the cut: hard links, rename(2)
+// between two names of one file (a no-op in the kernel), names linked in from outside.
+for (const name of Object.keys(SCENARIOS as Record<string, unknown>)) {
+  test(`Node fs scenario under the shim: ${name}`, {
+    skip: shim ? false : 'libhotbackup.so is not built',
+    timeout: 60_000,
+  }, async () => {
+    const tmp = makeTmp('hb-real-scn-');
+    let ok = false;
+    try {
+      const env: Record<string, string | undefined> = {
+        ...process.env,
+        LD_PRELOAD: [...preloadBefore(), shim!].join(':'),
+        HOTBACKUP_SOCKET: join(tmp.dir, 'hb.sock'),
+        HOTBACKUP_SERVE: 'node',
+        HOTBACKUP_TEST_HOOKS: '1',
+      };
+      delete env.HOTBACKUP_SERVED_PID;
+      const child = spawn(process.execPath, [SCENARIO_FIXTURE, '--scenario', name, '--base', tmp.dir], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      assert.equal(code, 0, `the scenario program failed: ${err}`);
+      const result = JSON.parse(out.trim().split('\n').pop()!) as { state: string; error: unknown };
+      assert.equal(result.state, 'done', `backup ended ${result.state}: ${JSON.stringify(result.error)}`);
+      const diff = diffTrees(
+        readTree(join(tmp.dir, 'src')),
+        readTree(join(tmp.dir, 'backup'), (rel) => !rel.includes('/') && rel.startsWith('hotbackup_')),
+      );
+      assert.deepEqual(diff, [], `the backup differs from the directory at the cut (kept in ${tmp.dir}):\n${diff.join('\n')}`);
+      ok = true;
+    } finally {
+      if (ok) tmp.cleanup();
     }
   });
 }
