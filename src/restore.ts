@@ -1,0 +1,456 @@
+// Restore: a complete backup directory → a database's data directory.
+//
+// 1. checkBackup(): the manifest is there, its own CRC32C matches, every listed entry exists with
+//    its type and size (the one place a fuller check, e.g. every file's CRC32C, is added).
+// 2. The target must be absent or an empty directory.
+// 3. In the undo journal (src/journal.ts), so a restore killed half way is rolled back by the
+//    next hotbackup run: create the target (undo: remove it, or empty it if it existed), copy
+//    every entry (or, with --move, rename it; undo: move it back), restore modes, chown to
+//    --owner, fsync files and directories. The backup's own hotbackup_* files are left out.
+// 4. Optionally (--recover) a throwaway mariadbd runs crash recovery on the target now and is
+//    shut down cleanly; it also reads the replication coordinates (--print-replication).
+import {
+  chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, openSync,
+  readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import type { Journal } from './journal.js';
+import { registerUndo } from './journal.js';
+import {
+  binlogBasename, findMariadb, MariaServer, type MariadbInstall,
+} from './mariadb/server.js';
+
+export const MANIFEST_NAME = 'hotbackup_manifest.json';
+const CRC_MARKER = ',"manifest_crc32c":"';
+
+export interface ManifestEntry {
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  mode: number;
+  size?: number;
+  crc32c?: string;
+  target?: string;
+}
+
+export interface Manifest {
+  format: string;
+  pid: number;
+  sources: { path: string; dest: string }[];
+  started_at: number;
+  cut_at: number;
+  finished_at: number;
+  cut_stall_us: number | null;
+  bytes_copied: number;
+  bytes_mirrored: number;
+  files: number;
+  entries: ManifestEntry[];
+  manifest_crc32c: string;
+}
+
+/** Why a backup cannot be restored; `code` is stable for scripts. */
+export class BackupCheckError extends Error {
+  constructor(readonly code: 'no_manifest' | 'bad_manifest' | 'manifest_crc' | 'missing_entry' | 'wrong_type' | 'wrong_size' | 'bad_path',
+    message: string, readonly path?: string) {
+    super(message);
+  }
+}
+
+// ---- CRC32C (Castagnoli), table driven --------------------------------------------------
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32c(buf: Uint8Array, crc = 0): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+export function crcHex(n: number): string {
+  return n.toString(16).padStart(8, '0');
+}
+
+/** Reads and checks the manifest text: present, JSON, format, own CRC32C. */
+export function readManifest(backupDir: string): Manifest {
+  const p = join(backupDir, MANIFEST_NAME);
+  let raw: Buffer;
+  try {
+    raw = readFileSync(p);
+  } catch (e) {
+    throw new BackupCheckError('no_manifest', `${backupDir} has no ${MANIFEST_NAME}: it is not a complete backup ` +
+      `(${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, p);
+  }
+  const text = raw.toString('latin1');
+  const at = text.lastIndexOf(CRC_MARKER);
+  if (at < 0) throw new BackupCheckError('bad_manifest', `${p} has no manifest_crc32c field`, p);
+  const stated = text.slice(at + CRC_MARKER.length, at + CRC_MARKER.length + 8);
+  const actual = crcHex(crc32c(raw.subarray(0, at)));
+  if (stated.toLowerCase() !== actual) {
+    throw new BackupCheckError('manifest_crc', `${p} is damaged: its CRC32C is ${actual}, the manifest says ${stated}`, p);
+  }
+  let m: Manifest;
+  try {
+    m = JSON.parse(raw.toString('utf8'));
+  } catch (e) {
+    throw new BackupCheckError('bad_manifest', `${p} is not valid JSON: ${(e as Error).message}`, p);
+  }
+  if (m.format !== 'hotbackup-manifest-1' || !Array.isArray(m.entries)) {
+    throw new BackupCheckError('bad_manifest', `${p}: unknown format ${JSON.stringify(m.format)}`, p);
+  }
+  return m;
+}
+
+/** A manifest path must stay inside the backup. */
+function safeRel(rel: string): boolean {
+  return !!rel && !rel.startsWith('/') && !rel.split('/').some((c) => c === '..' || c === '' || c === '.');
+}
+
+export interface CheckOptions {
+  /** Reserved for a fuller check (every file's CRC32C); the verify command extends this function. */
+  contents?: boolean;
+}
+
+/**
+ * The backup check restore runs before it touches anything: manifest present with a valid
+ * CRC32C, every entry present with its type (and size for files). Throws BackupCheckError.
+ */
+export function checkBackup(backupDir: string, opts: CheckOptions = {}): Manifest {
+  const m = readManifest(backupDir);
+  for (const e of m.entries) {
+    if (!safeRel(e.path)) throw new BackupCheckError('bad_path', `manifest entry ${JSON.stringify(e.path)} is not a relative path inside the backup`, e.path);
+    const p = join(backupDir, e.path);
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      throw new BackupCheckError('missing_entry', `${e.path} is listed in the manifest but missing from ${backupDir}`, p);
+    }
+    const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'other';
+    if (type !== e.type) throw new BackupCheckError('wrong_type', `${e.path} is a ${type} in the backup, the manifest says ${e.type}`, p);
+    if (e.type === 'file' && e.size !== undefined && st.size !== e.size) {
+      throw new BackupCheckError('wrong_size', `${e.path} has ${st.size} bytes, the manifest says ${e.size}`, p);
+    }
+    if (opts.contents && e.type === 'file' && e.crc32c) {
+      const actual = crcHex(crc32c(readFileSync(p)));
+      if (actual !== e.crc32c.toLowerCase()) {
+        throw new BackupCheckError('wrong_size', `${e.path} has CRC32C ${actual}, the manifest says ${e.crc32c}`, p);
+      }
+    }
+  }
+  return m;
+}
+
+// ---- owner -------------------------------------------------------------------------------
+
+/** `USER`, `UID` or `UID:GID` → ids (from /etc/passwd for names). */
+export function resolveOwner(spec: string): { uid: number; gid: number; name: string } {
+  const num = /^(\d+)(?::(\d+))?$/.exec(spec);
+  let passwd = '';
+  try {
+    passwd = readFileSync('/etc/passwd', 'utf8');
+  } catch { /* numeric only */ }
+  const rows = passwd.split('\n').map((l) => l.split(':')).filter((f) => f.length >= 4);
+  if (num) {
+    const uid = Number(num[1]);
+    const row = rows.find((f) => Number(f[2]) === uid);
+    const gid = num[2] !== undefined ? Number(num[2]) : row ? Number(row[3]) : uid;
+    return { uid, gid, name: row?.[0] ?? String(uid) };
+  }
+  const row = rows.find((f) => f[0] === spec);
+  if (!row) throw new Error(`no such user: ${spec}`);
+  return { uid: Number(row[2]), gid: Number(row[3]), name: spec };
+}
+
+// ---- undo actions --------------------------------------------------------------------------
+
+/** Removes what a restore put into a target that existed (empty) before: its contents, not itself. */
+registerUndo('restore_empty_dir', ({ path }: { path: string }) => {
+  if (!existsSync(path)) return `${path} does not exist`;
+  const names = readdirSync(path);
+  for (const n of names) rmSync(join(path, n), { recursive: true, force: true });
+  return `emptied ${path} (${names.length} entries removed)`;
+});
+
+/** Moves a file moved by `restore --move` back into the backup. */
+registerUndo('restore_move_back', ({ from, to }: { from: string; to: string }) => {
+  if (existsSync(to) || !lexists(from)) return `${to} is in place`;
+  mkdirSync(dirname(to), { recursive: true });
+  renameSync(from, to);
+  return `moved ${from} back to ${to}`;
+});
+
+/** Renames the backup's manifest back (a --move hides it while the backup is being taken apart). */
+registerUndo('restore_unhide_manifest', ({ hidden, path }: { hidden: string; path: string }) => {
+  if (existsSync(path) || !existsSync(hidden)) return `${path} is in place`;
+  renameSync(hidden, path);
+  return `renamed ${hidden} back to ${path}`;
+});
+
+function lexists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- restore --------------------------------------------------------------------------------
+
+export interface RestoreOptions {
+  backup: string;
+  target: string;
+  move?: boolean;
+  owner?: { uid: number; gid: number } | null;
+  journal: Journal;
+  log?: (line: string) => void;
+}
+
+export interface RestoreReport {
+  backup: string;
+  target: string;
+  moved: boolean;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  cut_at: number;
+  duration_ms: number;
+}
+
+function fsyncPath(p: string): void {
+  const fd = openSync(p, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class TargetNotEmptyError extends Error {}
+
+/** The top-most missing directory of p (what mkdir -p creates first), or null. */
+function firstMissing(p: string): string | null {
+  let top: string | null = null;
+  for (let cur = p; !existsSync(cur); cur = dirname(cur)) {
+    top = cur;
+    if (dirname(cur) === cur) break;
+  }
+  return top;
+}
+
+export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
+  const t0 = Date.now();
+  const backup = resolve(o.backup);
+  const target = resolve(o.target);
+  const log = o.log ?? (() => {});
+  const j = o.journal;
+  const rel = relative(backup, target);
+  if (rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep))) {
+    throw new TargetNotEmptyError(`the target ${target} is inside the backup ${backup}`);
+  }
+  const m = checkBackup(backup);
+  log(`backup ${backup}: manifest OK (${m.entries.length} entries, cut at ${new Date(m.cut_at).toISOString()})`);
+
+  if (existsSync(target)) {
+    const st = lstatSync(target);
+    if (!st.isDirectory()) throw new TargetNotEmptyError(`the target ${target} exists and is not a directory`);
+    const names = readdirSync(target);
+    if (names.length) {
+      throw new TargetNotEmptyError(`the target ${target} is not empty (${names.length} entries, e.g. ${names[0]}); ` +
+        'restore into a new or empty directory');
+    }
+    await j.step('prepare_target', { action: 'restore_empty_dir', args: { path: target }, description: `empty ${target} again` },
+      () => undefined);
+  } else {
+    const top = firstMissing(target)!;
+    await j.step('create_target', { action: 'remove_created_dir', args: { path: top }, description: `remove ${top}` },
+      () => { mkdirSync(target, { recursive: true, mode: 0o700 }); });
+  }
+
+  const entries = [...m.entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const manifestPath = join(backup, MANIFEST_NAME);
+  const hidden = join(backup, `${MANIFEST_NAME}.restoring`);
+  if (o.move) {
+    // While files leave the backup it must not look complete.
+    await j.step('hide_manifest', { action: 'restore_unhide_manifest', args: { hidden, path: manifestPath },
+      description: `rename ${hidden} back to ${manifestPath}` }, () => renameSync(manifestPath, hidden));
+  }
+
+  let files = 0;
+  let dirs = 0;
+  let symlinks = 0;
+  let bytes = 0;
+  // Directories first (parents sort before children), each created with its mode.
+  for (const e of entries) {
+    const dst = join(target, e.path);
+    if (e.type === 'dir') {
+      mkdirSync(dst, { recursive: true, mode: 0o700 });
+      dirs++;
+    }
+  }
+  for (const e of entries) {
+    const src = join(backup, e.path);
+    const dst = join(target, e.path);
+    if (e.type === 'dir') continue;
+    if (e.type === 'symlink') {
+      symlinkSync(e.target ?? readlinkSync(src), dst);
+      symlinks++;
+      continue;
+    }
+    if (o.move) {
+      await j.step('move_file', { action: 'restore_move_back', args: { from: dst, to: src }, description: `move ${dst} back to ${src}` },
+        () => {
+          try {
+            renameSync(src, dst);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'EXDEV') {
+              throw new Error(`--move needs the backup and the target on one file system (${src} → ${dst}: EXDEV); restore without --move`);
+            }
+            throw err;
+          }
+        });
+    } else {
+      copyFileSync(src, dst);
+    }
+    chmodSync(dst, e.mode & 0o7777);
+    if (o.owner) lchownSync(dst, o.owner.uid, o.owner.gid);
+    fsyncPath(dst);
+    files++;
+    bytes += e.size ?? 0;
+  }
+  // Modes and owners of directories last (a read-only directory would refuse its children), then fsync.
+  for (const e of [...entries].reverse()) {
+    if (e.type === 'dir') {
+      const dst = join(target, e.path);
+      chmodSync(dst, e.mode & 0o7777);
+      if (o.owner) lchownSync(dst, o.owner.uid, o.owner.gid);
+      fsyncPath(dst);
+    } else if (e.type === 'symlink' && o.owner) {
+      lchownSync(join(target, e.path), o.owner.uid, o.owner.gid);
+    }
+  }
+  if (o.owner) lchownSync(target, o.owner.uid, o.owner.gid);
+  fsyncPath(target);
+  fsyncPath(dirname(target));
+  return { backup, target, moved: !!o.move, files, dirs, symlinks, bytes, cut_at: m.cut_at, duration_ms: Date.now() - t0 };
+}
+
+/** After a successful --move: the emptied backup keeps its hidden manifest renamed to say so. */
+export function finishMove(backup: string): void {
+  const hidden = join(resolve(backup), `${MANIFEST_NAME}.restoring`);
+  if (existsSync(hidden)) renameSync(hidden, join(resolve(backup), 'hotbackup_moved_manifest.json'));
+}
+
+// ---- recovery and replication coordinates ---------------------------------------------------
+
+export interface ReplicationInfo {
+  /** The source's binlog coordinates at the cut: the last binlog file in the backup and the end of its last event. */
+  binlog_file: string | null;
+  binlog_pos: number | null;
+  /** @@gtid_binlog_pos of the recovered server. */
+  gtid_binlog_pos: string | null;
+  change_master_gtid: string | null;
+  change_master_file_pos: string | null;
+}
+
+export interface RecoverReport {
+  recovery_ms: number;
+  shutdown_ms: number;
+  innodb_recovered: boolean;
+  replication: ReplicationInfo | null;
+  error_log: string;
+}
+
+/** Starts a throwaway mariadbd on `datadir` so crash recovery runs now, optionally reads the
+ *  replication coordinates, and shuts it down cleanly. */
+export async function recoverDatadir(datadir: string, opts: {
+  install?: MariadbInstall | null;
+  owner?: { uid: number; gid: number; name: string } | null;
+  extraArgs?: string[];
+  replication?: boolean;
+  journal?: Journal;
+}): Promise<RecoverReport> {
+  const install = opts.install ?? findMariadb();
+  if (!install) throw new Error('mariadbd is not installed: cannot run crash recovery (--recover)');
+  const names = readdirSync(datadir);
+  const binlog = binlogBasename(datadir, names);
+  const binlogFiles = binlog
+    ? readFileSync(join(datadir, `${binlog}.index`), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean).map((l) => l.replace(/^.*\//, ''))
+    : [];
+  const runDir = mkdtempSync(join(tmpdir(), 'hotbackup-recover-'));
+  const extra = [...(opts.extraArgs ?? [])];
+  // Run as the owner of the files when we are root and an owner was given.
+  if (opts.owner && process.getuid?.() === 0 && opts.owner.uid !== 0) {
+    extra.push(`--user=${opts.owner.name}`);
+    lchownSync(runDir, opts.owner.uid, opts.owner.gid);
+  }
+  const t0 = Date.now();
+  let srv: MariaServer | undefined;
+  try {
+    const start = () => MariaServer.start({
+      install, datadir, runDir, name: 'recover', binlog, serverId: binlog ? 1 : undefined,
+      extraArgs: extra,
+    });
+    srv = opts.journal
+      ? await opts.journal.step('recovery_server', { action: 'kill_process', args: {}, description: 'stop the recovery mariadbd' },
+        async (h) => {
+          const s = await start();
+          h.setUndoArgs({ pid: s.pid, pid_start: null });
+          return s;
+        })
+      : await start();
+    const recoveryMs = Date.now() - t0;
+    let replication: ReplicationInfo | null = null;
+    if (opts.replication) replication = await readReplication(srv, binlogFiles);
+    const errLog = srv.errorLog();
+    const t1 = Date.now();
+    await srv.shutdown();
+    const shutdownMs = Date.now() - t1;
+    return {
+      recovery_ms: recoveryMs, shutdown_ms: shutdownMs,
+      innodb_recovered: /Starting crash recovery|crash recovery/i.test(errLog),
+      replication, error_log: errLog,
+    };
+  } finally {
+    if (srv?.running) await srv.kill();
+    rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+async function readReplication(srv: MariaServer, binlogFiles: string[]): Promise<ReplicationInfo> {
+  const [g] = await srv.query<{ p: string }>('SELECT @@gtid_binlog_pos AS p');
+  const gtid = g?.p ?? null;
+  let file: string | null = null;
+  let pos: number | null = null;
+  // The last binlog that came with the backup; its end (last complete event) is where the
+  // source was at the cut. The recovered server rotated to a new file of its own at startup.
+  for (const f of [...binlogFiles].reverse()) {
+    try {
+      const ev = await srv.query<{ End_log_pos: number }>(`SHOW BINLOG EVENTS IN '${f.replace(/'/g, "''")}'`);
+      if (ev.length) {
+        file = f;
+        pos = Number(ev[ev.length - 1].End_log_pos);
+        break;
+      }
+    } catch { /* unreadable: try the one before */ }
+  }
+  return {
+    binlog_file: file,
+    binlog_pos: pos,
+    gtid_binlog_pos: gtid,
+    change_master_gtid: gtid !== null
+      ? `SET GLOBAL gtid_slave_pos = '${gtid}';\nCHANGE MASTER TO MASTER_HOST='<source host>', MASTER_PORT=3306, MASTER_USER='<repl user>', MASTER_PASSWORD='<password>', MASTER_USE_GTID=slave_pos;\nSTART SLAVE;`
+      : null,
+    change_master_file_pos: file && pos !== null
+      ? `CHANGE MASTER TO MASTER_HOST='<source host>', MASTER_PORT=3306, MASTER_USER='<repl user>', MASTER_PASSWORD='<password>', MASTER_LOG_FILE='${file}', MASTER_LOG_POS=${pos};\nSTART SLAVE;`
+      : null,
+  };
+}
