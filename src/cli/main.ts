@@ -11,13 +11,14 @@ import demo from './demo.js';
 import libPath from './lib-path.js';
 import list from './list.js';
 import recover from './recover.js';
+import restore from './restore.js';
 import start from './start.js';
 import status from './status.js';
 import throttle from './throttle.js';
 import verify from './verify.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandDef<any>[] = [start, status, throttle, cancel, list, recover, demo, libPath, verify];
+export const commands: CommandDef<any>[] = [start, status, throttle, cancel, list, recover, restore, demo, libPath, verify];
 
 function version(): string {
   try {
