@@ -67,11 +67,12 @@ function trim(n: number): string {
   return s.includes('.') ? s.replace(/\.?0+$/, '') : s;
 }
 
-/** Human form of a byte count, three significant digits. IEC units when the value is a multiple
+/** Human form of a byte count, three significant digits; `system: 'si'` always uses SI units
+ *  (progress figures, so that "112 kB of 5.06 MB" compare at a glance). IEC units when the value is a multiple
  *  of 1024 and not of 1000 (524288 -> "512 KiB", 1610612736 -> "1.5 GiB"), else SI (20000000 -> "20 MB"). */
-export function formatBytes(bytes: number): string {
+export function formatBytes(bytes: number, system: 'auto' | 'si' = 'auto'): string {
   if (!Number.isFinite(bytes) || bytes < 1000) return `${bytes} B`;
-  const iecShaped = bytes % 1024 === 0 && bytes % 1000 !== 0;
+  const iecShaped = system === 'auto' && bytes % 1024 === 0 && bytes % 1000 !== 0;
   const units: [number, string][] = iecShaped
     ? [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']]
     : [[1e12, 'TB'], [1e9, 'GB'], [1e6, 'MB'], [1e3, 'kB']];

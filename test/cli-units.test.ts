@@ -86,6 +86,11 @@ describe('formatting', () => {
     assert.equal(formatBytes(1024), '1 KiB');
     assert.equal(formatBytes(1000), '1 kB');
   });
+  test("formatBytes(n, 'si') keeps progress figures in one system", () => {
+    assert.equal(formatBytes(114688, 'si'), '115 kB');
+    assert.equal(formatBytes(1024, 'si'), '1.02 kB');
+    assert.equal(formatBytes(5_060_000, 'si'), '5.06 MB');
+  });
   test('round trip: what the formatter shows parses back to the same bytes', () => {
     for (const n of [1000, 1024, 20_000_000, 524_288, 3 * 2 ** 30, 7_000_000_000]) {
       const human = formatBytes(n).replace(' ', '');

@@ -8,7 +8,7 @@
 // then: progress until the backup is done, stop the writer, open the backup (SQLite crash
 // recovery), PRAGMA integrity_check, the bank invariant, every transfer acknowledged before the
 // cut present and none started after it (checkBankBackup), a short report; exit 0 only if all hold.
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BackupStatus, request } from '../client.js';
@@ -66,9 +66,9 @@ export default defineCommand({
         });
       say(`bank writer pid ${writer.pid} runs under ${shim}, socket ${socket}; SQLite ${args.journal} mode`);
       await writer.waitForAcknowledged(args.warmup, 120_000);
-      const dbBytes = statSync(writer.dbPath).size;
+      const dbBytes = readdirSync(dbDir).reduce((n, f) => n + statSync(join(dbDir, f)).size, 0);
       const throttle = throttleOpt ?? Math.max(64 * 1024, Math.round(dbBytes / 3));
-      say(`${writer.acknowledged()} transfers committed, database ${formatBytes(dbBytes)}; backing up at ${formatRate(throttle)} while the writes go on`);
+      say(`${writer.acknowledged()} transfers committed, database ${formatBytes(dbBytes, 'si')}; backing up at ${formatRate(throttle)} while the writes go on`);
 
       await j.step('start_backup', { action: 'cancel_backup', args: { socket, dest }, description: `cancel the backup to ${dest} if it runs` },
         () => request(socket, { op: 'start', dest, sources: [dbDir], throttle_bytes_per_sec: throttle }));
@@ -96,8 +96,8 @@ export default defineCommand({
       else {
         ctx.out([
           '',
-          `hot backup: ${formatBytes(final.bytes_copied)} in ${final.files_copied} files, ${formatDuration(report.backup.duration_ms / 1000)}, ` +
-            `${formatBytes(final.bytes_mirrored)} of the server's writes mirrored; server stalled ${final.cut_stall_us ?? '?'} µs at the cut`,
+          `hot backup: ${formatBytes(final.bytes_copied, 'si')} in ${final.files_copied} files, ${formatDuration(report.backup.duration_ms / 1000)}, ` +
+            `${formatBytes(final.bytes_mirrored, 'si')} of the server's writes mirrored; server stalled ${final.cut_stall_us ?? '?'} µs at the cut`,
           `writes during the backup: ${report.writes.committed_during_backup} transfers committed while it copied`,
           formatBankCheck(check),
           check.ok ? 'RESULT: the backup is a consistent point-in-time image of the busy database'

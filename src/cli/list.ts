@@ -37,7 +37,7 @@ export async function reconcile(catalog: Catalog): Promise<void> {
 }
 
 function row(b: BackupRecord): string[] {
-  return [String(b.id), b.state, isoTime(b.started_at ?? b.created_at), b.bytes_copied == null ? '-' : formatBytes(b.bytes_copied),
+  return [String(b.id), b.state, isoTime(b.started_at ?? b.created_at), b.bytes_copied == null ? '-' : formatBytes(b.bytes_copied, 'si'),
     b.files_copied == null ? '-' : String(b.files_copied), b.dest + (b.error ? `  [${b.error.code}] ${b.error.message}` : '')];
 }
 

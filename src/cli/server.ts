@@ -32,9 +32,9 @@ export function isoTime(ms: number | null | undefined): string {
 /** One line of progress: "copying 12 MB of 50 MB (24.0%), 3/12 files, 5 MB/s, ETA 8s". */
 export function progressLine(s: BackupStatus): string {
   const pct = s.bytes_total > 0 ? ` (${Math.min(100, (100 * s.bytes_copied) / s.bytes_total).toFixed(1)}%)` : '';
-  return `${s.state} ${formatBytes(s.bytes_copied)} of ${formatBytes(s.bytes_total)}${pct}, ` +
-    `${s.files_copied}/${s.files_total} files, ${formatBytes(Math.round(s.rate_bytes_per_sec))}/s, ` +
-    `mirrored ${formatBytes(s.bytes_mirrored)}, ETA ${formatDuration(s.eta_seconds)}`;
+  return `${s.state} ${formatBytes(s.bytes_copied, 'si')} of ${formatBytes(s.bytes_total, 'si')}${pct}, ` +
+    `${s.files_copied}/${s.files_total} files, ${formatBytes(Math.round(s.rate_bytes_per_sec), 'si')}/s, ` +
+    `mirrored ${formatBytes(s.bytes_mirrored, 'si')}, ETA ${formatDuration(s.eta_seconds)}`;
 }
 
 /** The human form of a status. */
@@ -48,9 +48,9 @@ export function formatStatus(s: BackupStatus, socket: string): string {
     rows.push(
       ['dest', s.dest ?? '-'],
       ['sources', s.sources.join(', ') || '-'],
-      ['copied', `${formatBytes(s.bytes_copied)} of ${formatBytes(s.bytes_total)}${pct}, ${s.files_copied} of ${s.files_total} files`],
-      ['mirrored', `${formatBytes(s.bytes_mirrored)} (${s.bytes_mirrored} B) written by the server during the copy`],
-      ['rate', `${formatBytes(Math.round(s.rate_bytes_per_sec))}/s`],
+      ['copied', `${formatBytes(s.bytes_copied, 'si')} of ${formatBytes(s.bytes_total, 'si')}${pct}, ${s.files_copied} of ${s.files_total} files`],
+      ['mirrored', `${formatBytes(s.bytes_mirrored, 'si')} (${s.bytes_mirrored} B) written by the server during the copy`],
+      ['rate', `${formatBytes(Math.round(s.rate_bytes_per_sec), 'si')}/s`],
       ['throttle', formatRate(s.throttle_bytes_per_sec)],
       ['eta', formatDuration(s.eta_seconds)],
       ['started', isoTime(s.started_at)],

@@ -206,14 +206,10 @@ export async function watch(stderr: Io['stderr'] | null, socket: string, interva
             hideCursor: true,
             clearOnComplete: false,
           }, cliProgress.Presets.shades_classic);
-          bar.start(Math.max(1, s.bytes_total), 0);
+          bar.start(Math.max(1, s.bytes_total), 0, payload(s));
         }
         bar.setTotal(Math.max(1, s.bytes_total, s.bytes_copied));
-        bar.update(s.bytes_copied, {
-          phase: s.state.padEnd(9), copied: formatBytes(s.bytes_copied), totalh: formatBytes(s.bytes_total),
-          rate: formatBytes(Math.round(s.rate_bytes_per_sec)), etah: formatDuration(s.eta_seconds),
-          files: `${s.files_copied}/${s.files_total}`,
-        });
+        bar.update(s.bytes_copied, payload(s));
       } else {
         const now = Date.now();
         if (now - lastLine >= interval || s.state !== lastState) {
@@ -228,12 +224,20 @@ export async function watch(stderr: Io['stderr'] | null, socket: string, interva
   }
 }
 
+function payload(s: BackupStatus): Record<string, string> {
+  return {
+    phase: s.state.padEnd(9), copied: formatBytes(s.bytes_copied, 'si'), totalh: formatBytes(s.bytes_total, 'si'),
+    rate: formatBytes(Math.round(s.rate_bytes_per_sec), 'si'), etah: formatDuration(s.eta_seconds),
+    files: `${s.files_copied}/${s.files_total}`,
+  };
+}
+
 export function summary(id: number, s: BackupStatus): string {
   const dur = s.started_at && s.finished_at ? formatDuration((s.finished_at - s.started_at) / 1000) : '-';
   const lines = [
     `backup #${id} ${s.state}: ${s.dest}`,
-    `  size      ${formatBytes(s.bytes_copied)} (${s.bytes_copied} B) in ${s.files_copied} files (${s.files_total} found at start)`,
-    `  mirrored  ${formatBytes(s.bytes_mirrored)} (${s.bytes_mirrored} B) of the server's writes during the copy`,
+    `  size      ${formatBytes(s.bytes_copied, 'si')} (${s.bytes_copied} B) in ${s.files_copied} files (${s.files_total} found at start)`,
+    `  mirrored  ${formatBytes(s.bytes_mirrored, 'si')} (${s.bytes_mirrored} B) of the server's writes during the copy`,
     `  duration  ${dur}, started ${isoTime(s.started_at)}`,
     `  cut       ${isoTime(s.cut_at)}${s.cut_stall_us != null ? ` (server stalled ${s.cut_stall_us} µs)` : ''}`,
   ];
