@@ -228,7 +228,7 @@ async function mainBench() {
     results,
   };
   mkdirSync(OUT, { recursive: true });
-  const stem = join(OUT, `verify-${date.slice(0, 10)}`);
+  const stem = join(OUT, `verify-${date.slice(0, 16).replace(':', '')}`);
   writeFileSync(`${stem}.json`, JSON.stringify(doc, null, 2) + '\n');
   const row = (m) => {
     const r = results[m];

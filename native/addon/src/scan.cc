@@ -130,10 +130,7 @@ class Pool {
   void work() {
     std::unique_ptr<uint8_t, decltype(&std::free)> buf(
         static_cast<uint8_t *>(std::aligned_alloc(4096, m_opts.buffer_bytes)), &std::free);
-    if (!buf) {
-      // Leave the segments to the other threads; if none has a buffer, each reports the failure.
-      m_alloc_failed = true;
-    }
+    // Without a buffer, the segments this thread takes fail with ENOMEM (reported per file).
     for (;;) {
       size_t i = m_next.fetch_add(1);
       if (i >= m_segs.size()) break;
@@ -233,7 +230,6 @@ class Pool {
   std::atomic<uint64_t> m_bytes{0};
   std::atomic<uint64_t> m_files_done{0};
   std::atomic<int64_t> m_last_report_ms{-1000};
-  std::atomic<bool> m_alloc_failed{false};
   std::mutex m_report_mutex;
   std::chrono::steady_clock::time_point m_start;
 };
