@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Catalog } from '../src/catalog.js';
-import { journalSteps, listJournals } from '../src/journal.js';
+import { isProcessAlive, journalSteps, listJournals } from '../src/journal.js';
 import { cli, cliEnv, cliPausedAt, cliProcess, needShim, oneJson, scratch, startServer, waitEnded } from './cli-helpers.js';
 
 const STEPS = ['record', 'create_dest', 'start_backup'] as const;
@@ -104,4 +104,33 @@ describe('SIGKILL at each journaled step of start', () => {
     assert.equal(oneJson(r).backups[0].state, 'done');
     assert.ok(existsSync(join(dest, 'hotbackup_manifest.json')));
   });
+});
+
+describe('SIGKILL inside the demo', () => {
+  for (const at of ['spawn_server:after', 'start_backup:after']) {
+    test(`killed at ${at}: recover stops its server and removes its scratch directory`, async (t) => {
+      if (!needShim(t)) return;
+      const dir = scratch(t);
+      const env = cliEnv(join(dir, 'cat.db'));
+      const { child, stderr } = await cliPausedAt(['demo', '--warmup', '200'], env, at);
+      const workdir = /scratch directory (\S+)/.exec(stderr())?.[1];
+      assert.ok(workdir && existsSync(workdir), stderr());
+      await killAndWait(child);
+      const c = new Catalog(join(dir, 'cat.db'));
+      const [j] = listJournals(c);
+      const writerPid = Number(journalSteps(c, j.id).find((s) => s.kind === 'spawn_server')!.undo_args.pid);
+      c.close();
+      assert.ok(writerPid > 0 && isProcessAlive(writerPid), 'the bank writer should outlive the killed CLI');
+      const r = await cliProcess(['recover', '--json'], env);
+      assert.equal(r.code, 0, r.stderr);
+      const { journals } = oneJson(r);
+      assert.equal(journals.length, 1);
+      assert.equal(journals[0].command, 'demo');
+      const kinds = at.startsWith('start_backup') ? ['start_backup', 'spawn_server', 'workdir'] : ['spawn_server', 'workdir'];
+      assert.deepEqual(journals[0].steps.map((x: any) => x.kind), kinds);
+      assert.ok(journals[0].steps.every((x: any) => x.after === 'undone'), JSON.stringify(journals[0].steps));
+      assert.equal(isProcessAlive(writerPid), false, 'the bank writer still runs');
+      assert.equal(existsSync(workdir), false, 'the scratch directory is still there');
+    });
+  }
 });
