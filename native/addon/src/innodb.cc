@@ -206,12 +206,20 @@ PageCheck check_page(const uint8_t *page, const SpaceFormat &fmt, bool any_forma
   else if (fmt.row_compressed) r = check_zip(page, fmt.physical_size);
   else r = check_legacy(page, fmt);
   if (r.verdict != Verdict::bad || !any_format || fmt.row_compressed) return r;
-  // A doublewrite copy may come from a tablespace in the other format (same page size).
-  SpaceFormat other = fmt;
-  other.full_crc32 = !fmt.full_crc32;
-  other.page_compression = false;
-  PageCheck alt = other.full_crc32 ? check_full_crc32(page, fmt.physical_size) : check_legacy(page, other);
+  // A doublewrite copy may come from any tablespace of the instance (same page size): either
+  // checksum format, page_compressed, or a ROW_FORMAT=COMPRESSED page in the first zip-size
+  // bytes of its slot.
+  const uint32_t n = fmt.logical_size;
+  PageCheck alt = check_full_crc32(page, n);
   if (alt.verdict != Verdict::bad) return alt;
+  SpaceFormat legacy = fmt;
+  legacy.full_crc32 = false;
+  legacy.page_compression = true;
+  alt = check_legacy(page, legacy);
+  if (alt.verdict != Verdict::bad) return alt;
+  for (uint32_t z = 1024; z <= n && z <= 16384; z <<= 1) {
+    if (check_zip(page, z).verdict == Verdict::ok) return {};
+  }
   return r;
 }
 
