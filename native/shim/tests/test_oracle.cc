@@ -13,8 +13,8 @@
 // whole log must give exactly what S/t<k> and O/t<k> hold on disk at the end.
 //
 // Usage: test_oracle [--seed N] [--threads K] [--ops N] [--throttle BYTES/S|auto]
-//                    [--pause-us N] [--max-ops N] [--disable kind,...] [--keep] [--verbose]
-//                    [--dump-log FILE] [--timeout S]
+//                    [--pause-us N] [--max-ops N] [--disable kind,...] [--no-pwrite-append]
+//                    [--keep] [--verbose] [--dump-log FILE] [--timeout S]
 // Prints "ok" or "not ok" (TAP-like) with the seed and, on failure, the command line that replays it.
 #include <dirent.h>
 #include <errno.h>
@@ -76,6 +76,7 @@ struct Config {
   std::set<int> disabled;
   std::string dump;
   bool throttle_given = false;
+  bool no_pwrite_append = false;  // never pwrite/pwritev through an O_APPEND fd (to isolate that case)
 };
 
 constexpr int64_t kMaxFile = 128 * 1024;  // the workload keeps every file below this size
@@ -457,6 +458,8 @@ class Worker {
         auto ofd = live_.fds.at(h);
         int64_t size = fd_size(h), len = wlen();
         Op op;
+        if (ofd->append && cfg_.no_pwrite_append && kind == K_PWRITE) kind = K_WRITE;
+        if (ofd->append && cfg_.no_pwrite_append && kind == K_PWRITEV) kind = K_WRITEV;
         op.kind = uint8_t(kind);
         op.h = h;
         op.len = len;
@@ -842,10 +845,15 @@ struct Verifier {
   }
 
   // No prefix of thread k's log gives the backup: find the closest and explain.
-  void explain_no_match(int k, const std::vector<Op> &log, const Obj &backup) {
+  void explain_no_match(int k, const std::vector<Op> &log, const Obj &backup, size_t fixed = SIZE_MAX) {
     Comparer cmp;
     size_t best = SIZE_MAX, bestp = 0;
-    {
+    if (fixed != SIZE_MAX) {
+      World w;
+      for (size_t p = 0; p < fixed; ++p) w.apply(log[p], uint32_t(p));
+      best = cmp.dirs(*w.root->kids.at("S"), backup, "", Comparer::count_only(), SIZE_MAX);
+      bestp = fixed;
+    } else {
       World w;
       for (size_t p = 0; p <= log.size(); ++p) {
         if (p) w.apply(log[p - 1], uint32_t(p - 1));
@@ -862,9 +870,13 @@ struct Verifier {
       if (p) w.apply(log[p - 1], uint32_t(p - 1));
       if (p == bestp) cmp.dirs(*w.root->kids.at("S"), backup, "", &diffs, 8);
     }
-    say("# thread " + std::to_string(k) + ": no prefix of its " + std::to_string(log.size()) +
-        " ops gives D/t" + std::to_string(k) + ". Closest: after op " + std::to_string(bestp) + " (" + std::to_string(best) +
-        " difference(s)" + (bestp < log.size() ? ", next op starts " + fmt_t(log[bestp].t0, t_base) : std::string()) + ")");
+    if (fixed == SIZE_MAX)
+      say("# thread " + std::to_string(k) + ": no prefix of its " + std::to_string(log.size()) +
+          " ops gives D/t" + std::to_string(k) + ". Closest: after op " + std::to_string(bestp) + " (" + std::to_string(best) +
+          " difference(s)" + (bestp < log.size() ? ", next op starts " + fmt_t(log[bestp].t0, t_base) : std::string()) + ")");
+    else
+      say("# thread " + std::to_string(k) + ": D/t" + std::to_string(k) + " compared with the state after op " + std::to_string(bestp) +
+          " (every op that ended before cut_at): " + std::to_string(best) + " difference(s)");
     say("#   times are relative to the backup's started_at");
     for (const auto &d : diffs) {
       say("#   difference: t" + std::to_string(k) + d.path + ": " + d.text);
@@ -885,7 +897,8 @@ struct Verifier {
 void usage() {
   fprintf(stderr,
           "usage: test_oracle [--seed N] [--threads K] [--ops N] [--throttle BYTES_PER_SEC|auto] [--pause-us N]\n"
-          "                   [--max-ops N] [--disable kind,...] [--keep] [--verbose] [--dump-log FILE] [--timeout S]\n"
+          "                   [--max-ops N] [--disable kind,...] [--no-pwrite-append] [--keep] [--verbose] [--dump-log FILE]\n"
+          "                   [--timeout S]\n"
           "kinds:");
   for (int i = 0; i < K_COUNT; ++i) fprintf(stderr, " %s", kKindNames[i]);
   fprintf(stderr, "\n");
@@ -912,6 +925,7 @@ bool parse_args(int argc, char **argv, Config *c) {
     else if (a == "--max-ops") c->max_ops = strtoull(val().c_str(), nullptr, 10);
     else if (a == "--timeout") c->timeout_s = atoi(val().c_str());
     else if (a == "--keep") c->keep = true;
+    else if (a == "--no-pwrite-append") c->no_pwrite_append = true;
     else if (a == "--verbose" || a == "-v") c->verbose = true;
     else if (a == "--dump-log") c->dump = val();
     else if (a == "--disable") {
@@ -942,6 +956,7 @@ std::string replay_cmd(const char *self, const Config &c, int64_t throttle) {
                   " --ops " + std::to_string(c.ops) + " --throttle " + std::to_string(throttle) + " --pause-us " +
                   std::to_string(c.pause_us);
   if (c.max_ops != Config().max_ops) s += " --max-ops " + std::to_string(c.max_ops);
+  if (c.no_pwrite_append) s += " --no-pwrite-append";
   if (!c.disabled.empty()) {
     s += " --disable ";
     bool first = true;
@@ -1051,11 +1066,11 @@ int main(int argc, char **argv) {
   }
   int64_t throttle = cfg.throttle;
   if (throttle < 0) {
-    // Aim at ~1.5 s of copying for the initial population (computed from the logs, so the
+    // Aim at ~3 s of copying for the initial population (less in practice: files shrink and go) (computed from the logs, so the
     // same for a seed).
     int64_t bytes = 0;
     for (auto &w : workers) bytes += w->population_bytes;
-    throttle = std::max<int64_t>(64 * 1024, bytes * 2 / 3);
+    throttle = std::max<int64_t>(64 * 1024, bytes / 3);
   }
 
   std::string start = "{\"op\":\"start\",\"dest\":" + json_quote(D) + ",\"sources\":[" + json_quote(S) +
@@ -1238,6 +1253,27 @@ int main(int argc, char **argv) {
       }
     }
   };
+  // For each thread whose matching prefixes all lie outside the cut_at window: how the backup
+  // differs from the state at the cut (all ops that ended before it), and the ops in flight.
+  auto explain_at_cut = [&](std::vector<std::string> *d) {
+    for (size_t k = 0; k < workers.size(); ++k) {
+      const auto &log = workers[k]->log;
+      if (!intersect(F[k], W).empty()) continue;
+      size_t lo = 0, hi = 0;
+      while (lo < log.size() && log[lo].t1 < W[0].lo) ++lo;
+      while (hi < log.size() && log[hi].t0 <= W[0].hi) ++hi;
+      Verifier ve{cfg, t_base, {}};
+      ObjP backup;
+      uint64_t nid = 1u << 30;
+      std::string err;
+      backup = load_tree(D + "/t" + std::to_string(k), &nid, &err);
+      if (!backup) continue;
+      ve.explain_no_match(int(k), log, *backup, lo);
+      for (auto &l : ve.lines) d->push_back(l);
+      d->push_back("#   ops of thread " + std::to_string(k) + " in flight around cut_at (may go either way):");
+      for (size_t i = lo; i < hi && i < lo + 10; ++i) d->push_back("#     op " + std::to_string(i + 1) + ": " + describe(log[i], t_base));
+    }
+  };
   if (all.empty()) {
     std::vector<std::string> d;
     d.push_back("# each thread's backup state is the state after some prefix, but no single instant T has every included op started "
@@ -1247,6 +1283,7 @@ int main(int argc, char **argv) {
       for (size_t b = a + 1; b < workers.size(); ++b)
         if (intersect(F[a], F[b]).empty()) d.push_back("#   threads " + std::to_string(a) + " and " + std::to_string(b) + " have no common instant");
     d.push_back("# status: " + status_raw);
+    explain_at_cut(&d);
     return finish_fail("the per-thread states do not form one real-time cut", d);
   }
   if (near.empty()) {
@@ -1256,6 +1293,7 @@ int main(int argc, char **argv) {
     d.push_back(s);
     d.push_back("# reported cut_at " + std::to_string(cut_ms) + " ms = " + fmt_t(cut_ms * 1000000LL, t_base) + " (tolerance -1/+2 ms)");
     describe_prefixes(&d);
+    explain_at_cut(&d);
     return finish_fail("the backup is a consistent cut, but not at the reported cut_at", d);
   }
 

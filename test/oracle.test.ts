@@ -1,0 +1,121 @@
+// Runs the oracle (native/shim/tests/test_oracle.cc): a randomized multi-threaded workload under
+// the shim while a throttled backup runs, then a proof that the backup equals the sources'
+// state at one real-time instant (DESIGN.md "Testing", invariant 1). One subtest per seed.
+//
+// Seeds: 1..20 on the release build (HOTBACKUP_ORACLE_SEEDS overrides: "1,5,9" or "1-40"), and
+// the first 3 of them on the ASan+UBSan and TSan builds when present
+// (HOTBACKUP_ORACLE_SANITIZER_SEEDS overrides; HOTBACKUP_TEST_SANITIZERS=0 skips them).
+// HOTBACKUP_ORACLE_ARGS adds arguments to every run (e.g. "--threads 8 --ops 3000").
+// Under CI=true a missing binary is a failure; locally it is a loud skip.
+// A failing seed prints the oracle's whole report, including the command line that replays it.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CI = process.env.CI === 'true';
+const sanitizersOff = process.env.HOTBACKUP_TEST_SANITIZERS === '0';
+
+function parseSeeds(spec: string | undefined, fallback: number[]): number[] {
+  if (!spec || !spec.trim()) return fallback;
+  const out: number[] = [];
+  for (const part of spec.split(/[,\s]+/).filter(Boolean)) {
+    const m = /^(\d+)-(\d+)$/.exec(part);
+    if (m) {
+      for (let s = Number(m[1]); s <= Number(m[2]); s++) out.push(s);
+    } else if (/^\d+$/.test(part)) {
+      out.push(Number(part));
+    } else {
+      throw new Error(`HOTBACKUP_ORACLE_SEEDS: cannot read "${part}" (use "1,2,3" or "1-20")`);
+    }
+  }
+  return out;
+}
+
+const SEEDS = parseSeeds(process.env.HOTBACKUP_ORACLE_SEEDS, Array.from({ length: 20 }, (_, i) => i + 1));
+const SANITIZER_SEEDS = parseSeeds(process.env.HOTBACKUP_ORACLE_SANITIZER_SEEDS, SEEDS.slice(0, 3));
+const EXTRA_ARGS = (process.env.HOTBACKUP_ORACLE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+const BUILDS = [
+  { name: 'release', dir: 'build/shim', make: 'make -C native/shim BUILD=$PWD/build/shim tests', sanitizer: false, seeds: SEEDS, timeoutMs: 5 * 60_000 },
+  { name: 'asan', dir: 'build/shim-asan', make: 'make -C native/shim BUILD=$PWD/build/shim-asan SANITIZE=address tests', sanitizer: true, seeds: SANITIZER_SEEDS, timeoutMs: 15 * 60_000 },
+  { name: 'tsan', dir: 'build/shim-tsan', make: 'make -C native/shim BUILD=$PWD/build/shim-tsan SANITIZE=thread tests', sanitizer: true, seeds: SANITIZER_SEEDS, timeoutMs: 20 * 60_000 },
+];
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  output: string;
+  timedOut: boolean;
+}
+
+function runOracle(bin: string, build: string, seed: number, timeoutMs: number): Promise<Result> {
+  const tmp = mkdtempSync(join(tmpdir(), `hbo-${build}-${seed}-`));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOTBACKUP_SERVE: '*',
+    HOTBACKUP_SOCKET: join(tmp, 'control.sock'),
+    TMPDIR: tmp,
+  };
+  delete env.HOTBACKUP_SERVED_PID;
+  delete env.HOTBACKUP_ORACLE_ROOT;
+  delete env.LD_PRELOAD;
+  if (build === 'asan') {
+    env.ASAN_OPTIONS = env.ASAN_OPTIONS ?? 'abort_on_error=0:detect_leaks=1';
+    env.UBSAN_OPTIONS = env.UBSAN_OPTIONS ?? 'print_stacktrace=1';
+  }
+  if (build === 'tsan') env.TSAN_OPTIONS = env.TSAN_OPTIONS ?? 'second_deadlock_stack=1';
+  return new Promise((resolvePromise) => {
+    const child = spawn(bin, ['--seed', String(seed), ...EXTRA_ARGS], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let timedOut = false;
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    // A liveness bound only (a hung backup or a deadlock), never a performance assertion.
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      // A failing seed keeps its tree (the oracle prints where) for inspection; a passing one
+      // has already removed it.
+      if (code === 0) rmSync(tmp, { recursive: true, force: true });
+      resolvePromise({ code, signal, output, timedOut });
+    });
+  });
+}
+
+for (const b of BUILDS) {
+  const bin = join(root, b.dir, 'tests', 'test_oracle');
+  describe(`oracle (${b.name} build)`, () => {
+    if (b.sanitizer && sanitizersOff) {
+      test(`oracle on the ${b.name} build`, { skip: 'HOTBACKUP_TEST_SANITIZERS=0' }, () => {});
+      return;
+    }
+    if (!existsSync(bin)) {
+      const why = `${bin} is missing (build it: ${b.make})`;
+      if (CI) {
+        test(`oracle binary present (${b.name})`, () => assert.fail(why));
+      } else {
+        console.warn(`\n*** SKIPPING the oracle on the ${b.name} build: ${why}\n`);
+        test(`oracle on the ${b.name} build`, { skip: why }, () => {});
+      }
+      return;
+    }
+    for (const seed of b.seeds) {
+      test(`seed ${seed}`, { timeout: b.timeoutMs + 60_000 }, async () => {
+        const r = await runOracle(bin, b.name, seed, b.timeoutMs);
+        const report = `\n--- test_oracle --seed ${seed} (${b.name}) ---\n${r.output}`;
+        assert.ok(!r.timedOut, `the oracle did not finish within ${b.timeoutMs / 60_000} min (hung backup or deadlock)${report}`);
+        assert.equal(r.signal, null, `the oracle was killed by ${r.signal}${report}`);
+        assert.equal(r.code, 0, `the oracle failed (exit ${r.code})${report}`);
+        assert.match(r.output, new RegExp(`^ok 1 - seed=${seed} `, 'm'), `no "ok" line in the oracle's output${report}`);
+      });
+    }
+  });
+}
