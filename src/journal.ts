@@ -215,13 +215,14 @@ export class Journal {
     if (!spec) return;
     const [k, w = 'after'] = spec.split(':');
     if (k !== kind || w !== when) return;
-    process.stderr.write(`hotbackup: test pause at ${kind}:${when} pid ${process.pid}\n`);
     await new Promise<void>((resolve) => {
       const keepAlive = setInterval(() => {}, 1 << 30);
       process.once('SIGUSR2', () => {
         clearInterval(keepAlive);
         resolve();
       });
+      // Announced only once SIGUSR2 is handled, so a test may send it as soon as it reads this.
+      process.stderr.write(`hotbackup: test pause at ${kind}:${when} pid ${process.pid}\n`);
     });
   }
 }

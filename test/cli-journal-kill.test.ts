@@ -87,8 +87,11 @@ describe('SIGKILL at each journaled step of start', () => {
     const dest = join(dir, 'backup');
     // Pause after start_backup is done would be inside the journal; use a slow backup and kill during --wait.
     const { child } = await cliPausedAt(['start', dest, '--wait', '--throttle', '1000', '--socket', srv.socket], env, 'start_backup:after');
+    let exited = false;
+    child.on('exit', () => (exited = true));
     process.kill(child.pid!, 'SIGUSR2'); // continue: the journal commits, --wait begins
     for (;;) {
+      assert.equal(exited, false, 'hotbackup exited instead of continuing after SIGUSR2');
       const c = new Catalog(join(dir, 'cat.db'));
       const committed = listJournals(c)[0]?.state === 'committed';
       c.close();
