@@ -1154,6 +1154,59 @@ int main(int argc, char **argv) {
     const Json *sm = status.get("manifest");
     if (sm && sm->is_str() && sm->s != manifest)
       return finish_fail("status.manifest is " + sm->s + ", expected " + manifest, {});
+    // Its entry list (when it has one) describes the backup exactly: same paths, types, modes, sizes.
+    const Json *entries = mj.get("entries");
+    if (entries && entries->type == Json::Arr) {
+      std::map<std::string, const Json *> listed;
+      for (const auto &e : entries->a)
+        if (const Json *p = e.get("path"); p && p->is_str()) listed[p->s] = &e;
+      std::vector<std::string> bad;
+      std::vector<std::string> stack;
+      {
+        if (DIR *d = opendir(D.c_str())) {
+          while (dirent *de = readdir(d))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strncmp(de->d_name, "hotbackup_", 10)) stack.push_back(de->d_name);
+          closedir(d);
+        }
+      }
+      size_t seen = 0;
+      while (!stack.empty() && bad.size() < 8) {
+        std::string rel = stack.back();
+        stack.pop_back();
+        struct stat est;
+        if (lstat((D + "/" + rel).c_str(), &est) != 0) continue;
+        auto it = listed.find(rel);
+        if (it == listed.end()) {
+          bad.push_back("#   " + rel + ": in the backup but not in the manifest's entries");
+          continue;
+        }
+        ++seen;
+        const Json &e = *it->second;
+        std::string type = jstr(e.get("type"));
+        bool type_ok = S_ISREG(est.st_mode) ? type == "file" : S_ISDIR(est.st_mode) ? type == "dir" : (type != "file" && type != "dir");
+        if (!type_ok) bad.push_back("#   " + rel + ": manifest type \"" + type + "\" but the backup has mode 0" + std::to_string(est.st_mode));
+        const Json *m = e.get("mode");
+        if (!S_ISLNK(est.st_mode) && m && m->is_num() && (unsigned(m->n) & 07777) != (est.st_mode & 07777))
+          bad.push_back("#   " + rel + ": manifest mode " + jstr(m) + " but the backup's is " + std::to_string(est.st_mode & 07777));
+        const Json *sz = e.get("size");
+        if (S_ISREG(est.st_mode) && (!sz || !sz->is_num() || int64_t(sz->n) != int64_t(est.st_size)))
+          bad.push_back("#   " + rel + ": manifest size " + jstr(sz) + " but the backup's is " + std::to_string(est.st_size));
+        if (S_ISDIR(est.st_mode)) {
+          if (DIR *d = opendir((D + "/" + rel).c_str())) {
+            while (dirent *de = readdir(d))
+              if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) stack.push_back(rel + "/" + de->d_name);
+            closedir(d);
+          }
+        }
+      }
+      if (bad.empty() && seen != listed.size()) {
+        for (const auto &kv : listed) {
+          struct stat est;
+          if (lstat((D + "/" + kv.first).c_str(), &est) != 0 && bad.size() < 8) bad.push_back("#   " + kv.first + ": in the manifest's entries but not in the backup");
+        }
+      }
+      if (!bad.empty()) return finish_fail("the manifest's entries do not describe the backup", bad);
+    }
   }
   // D's top level: t0..t<K-1> and the tool's own hotbackup_* files, nothing else.
   {
