@@ -394,8 +394,10 @@ describe('bad input: a clear message, the right exit code, nothing left behind',
   test('lib-path prints the absolute path of the shim', async (t) => {
     if (!needShim(t)) return;
     const dir = scratch(t);
-    const r = await cliProcess(['lib-path'], cliEnv(join(dir, 'cat.db')));
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, `${SHIM}\n`);
+    for (const run of [cli, cliProcess]) {
+      const r = await run(['lib-path'], cliEnv(join(dir, 'cat.db')));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${SHIM}\n`);
+    }
   });
 });

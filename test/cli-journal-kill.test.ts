@@ -45,7 +45,8 @@ describe('SIGKILL at each journaled step of start', () => {
           c.close();
 
           if (how === 'recover') {
-            const r = await cliProcess(['recover', '--json'], env);
+            // In-process here; as a process in the demo tests below.
+            const r = await cli(['recover', '--json'], env);
             assert.equal(r.code, 0, r.stderr);
             const { journals } = oneJson(r);
             assert.equal(journals.length, 1);
