@@ -257,9 +257,15 @@ void serve_loop() {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
         send_line(c.fd, handle_request(line));
+        if (line.size() > kMaxLine) {  // the reply said line_too_long: this peer is done
+          shutdown(c.fd, SHUT_RDWR);
+          real.close(c.fd);
+          c.fd = -1;
+        }
       }
       if (c.fd >= 0 && c.buf.size() > kMaxLine) {
         send_line(c.fd, error_reply("line_too_long", "request longer than 65536 bytes"));
+        shutdown(c.fd, SHUT_RDWR);
         real.close(c.fd);
         c.fd = -1;
       }

@@ -55,32 +55,6 @@ size_t iov_total(const struct iovec *iov, int cnt) {
 
 // ---- content writes while capturing ---------------------------------------------------
 
-ssize_t capture_pwrite(int fd, const void *buf, size_t n, off_t off) {
-  auto of = t_state.internal ? nullptr : open_file(fd);
-  if (!of) return real.pwrite64(fd, buf, n, off);
-  CaptureScope cs;
-  Session *s = cs.session();
-  if (!s) return real.pwrite64(fd, buf, n, off);
-  RangeGuard g(of->file->ranges, off, off + static_cast<off_t>(n));
-  ssize_t r = real.pwrite64(fd, buf, n, off);
-  ErrnoKeeper keep;
-  if (r > 0) s->mirror_bytes(*of->file, off, buf, static_cast<size_t>(r));
-  return r;
-}
-
-ssize_t capture_pwritev(int fd, const struct iovec *iov, int cnt, off_t off, int flags) {
-  auto of = t_state.internal ? nullptr : open_file(fd);
-  if (!of) return real.pwritev64v2(fd, iov, cnt, off, flags);
-  CaptureScope cs;
-  Session *s = cs.session();
-  if (!s) return real.pwritev64v2(fd, iov, cnt, off, flags);
-  RangeGuard g(of->file->ranges, off, off + static_cast<off_t>(iov_total(iov, cnt)));
-  ssize_t r = real.pwritev64v2(fd, iov, cnt, off, flags);
-  ErrnoKeeper keep;
-  if (r > 0) s->mirror_iov(*of->file, off, iov, cnt, static_cast<size_t>(r));
-  return r;
-}
-
 // Writes at the file offset (write, writev, pwritev2 with offset -1, O_APPEND, RWF_APPEND):
 // the offset is found and the write done under the open file's lock, so the bytes are
 // mirrored where they landed.
@@ -101,7 +75,10 @@ ssize_t capture_at_offset(int fd, size_t n, bool force_append, WriteFn do_write,
   ssize_t r = do_write();
   ErrnoKeeper keep;
   if (r > 0) {
-    off_t landed = append ? lseek(fd, 0, SEEK_CUR) - r : off;
+    // An append holds the whole file, so the size now ends exactly where its bytes went
+    // (pwrite on an O_APPEND fd appends without moving the file offset).
+    struct stat st;
+    off_t landed = !append ? off : fstat(fd, &st) == 0 ? st.st_size - r : -1;
     if (landed >= 0) mirror(s, *of->file, landed, static_cast<size_t>(r), ctx);
   }
   return r;
@@ -116,6 +93,45 @@ struct IovCtx {
 void mirror_iovec(Session *s, FileObj &f, off_t off, size_t n, const void *ctx) {
   auto *c = static_cast<const IovCtx *>(ctx);
   s->mirror_iov(f, off, c->iov, c->cnt, n);
+}
+
+bool opened_append(int fd) {
+  int fl = real.fcntl(fd, F_GETFL);
+  return fl >= 0 && (fl & O_APPEND);
+}
+
+ssize_t capture_pwrite(int fd, const void *buf, size_t n, off_t off) {
+  auto of = t_state.internal ? nullptr : open_file(fd);
+  if (!of) return real.pwrite64(fd, buf, n, off);
+  // On Linux a positioned write to an O_APPEND file appends, whatever the offset.
+  if (opened_append(fd))
+    return capture_at_offset(fd, n, true, [&] { return real.pwrite64(fd, buf, n, off); }, mirror_buf, buf);
+  CaptureScope cs;
+  Session *s = cs.session();
+  if (!s) return real.pwrite64(fd, buf, n, off);
+  RangeGuard g(of->file->ranges, off, off + static_cast<off_t>(n));
+  ssize_t r = real.pwrite64(fd, buf, n, off);
+  ErrnoKeeper keep;
+  if (r > 0) s->mirror_bytes(*of->file, off, buf, static_cast<size_t>(r));
+  return r;
+}
+
+ssize_t capture_pwritev(int fd, const struct iovec *iov, int cnt, off_t off, int flags) {
+  auto of = t_state.internal ? nullptr : open_file(fd);
+  if (!of) return real.pwritev64v2(fd, iov, cnt, off, flags);
+  if (opened_append(fd)) {
+    IovCtx ctx{iov, cnt};
+    return capture_at_offset(fd, iov_total(iov, cnt), true,
+                             [&] { return real.pwritev64v2(fd, iov, cnt, off, flags); }, mirror_iovec, &ctx);
+  }
+  CaptureScope cs;
+  Session *s = cs.session();
+  if (!s) return real.pwritev64v2(fd, iov, cnt, off, flags);
+  RangeGuard g(of->file->ranges, off, off + static_cast<off_t>(iov_total(iov, cnt)));
+  ssize_t r = real.pwritev64v2(fd, iov, cnt, off, flags);
+  ErrnoKeeper keep;
+  if (r > 0) s->mirror_iov(*of->file, off, iov, cnt, static_cast<size_t>(r));
+  return r;
 }
 
 // Writes done by the kernel from another fd: the bytes are read back from the target.

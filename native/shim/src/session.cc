@@ -285,18 +285,17 @@ bool Session::terminal() {
   return s == State::done || s == State::failed || s == State::cancelled;
 }
 
-bool Session::stopped() {
-  std::lock_guard<std::mutex> g(mu_);
-  return state_ == State::failed || state_ == State::cancelled;
-}
+bool Session::stopped() { return stop_.load(std::memory_order_acquire); }
 
 void Session::fail(const std::string &code, const std::string &message, const std::string &path) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (has_error_ || state_ == State::done || state_ == State::cancelled) return;
+    if (has_error_ || stop_ || (state_ != State::copying && state_ != State::finishing)) return;
     has_error_ = true;
     error_ = SessionError{code, message, path};
-    state_ = State::failed;
+    stop_as_ = State::failed;
+    stop_ = true;
+    state_ = State::finishing;  // "failed" once the partial destination is gone
     capturing_ = false;
     g_capturing = false;
   }
@@ -311,8 +310,10 @@ void Session::fail_errno(int err, const std::string &what, const std::string &pa
 void Session::cancel() {
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (state_ != State::copying && state_ != State::finishing) return;
-    state_ = State::cancelled;
+    if (stop_ || (state_ != State::copying && state_ != State::finishing)) return;
+    stop_as_ = State::cancelled;
+    stop_ = true;
+    state_ = State::finishing;  // "cancelled" once the partial destination is gone
     capturing_ = false;
     g_capturing = false;
   }
@@ -345,7 +346,7 @@ void Session::pause(const char *point, const std::string &path) {
   if (!armed_.count(point)) return;
   paused_ = point;
   paused_path_ = path;
-  cv_.wait(g, [&] { return !armed_.count(point) || state_ == State::failed || state_ == State::cancelled; });
+  cv_.wait(g, [&] { return !armed_.count(point) || stop_; });
   paused_.clear();
   paused_path_.clear();
 }
@@ -374,7 +375,7 @@ std::string Session::status_json() {
   if (cut_at_) w.field("cut_at", cut_at_); else w.null("cut_at");
   if (finished_at_) w.field("finished_at", finished_at_); else w.null("finished_at");
   if (cut_stall_us_ >= 0) w.field("cut_stall_us", cut_stall_us_); else w.null("cut_stall_us");
-  if (has_error_ || state_ == State::cancelled) {
+  if (has_error_ || stop_as_ == State::cancelled) {
     SessionError e = has_error_ ? error_ : SessionError{"cancelled", "the backup was cancelled", ""};
     json::ObjectWriter ew;
     ew.field("code", e.code).field("message", e.message);
@@ -432,7 +433,7 @@ void Session::run() {
   }
   if (!stopped() && seal()) {
     std::lock_guard<std::mutex> g(mu_);
-    if (state_ == State::finishing) {
+    if (state_ == State::finishing && !stop_) {
       state_ = State::done;
       finished_at_ = now_ms();
       return;
@@ -871,7 +872,10 @@ bool Session::seal() {
   int dfd = sys::open(dest_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   bool synced = dfd >= 0 && sys::fsync(dfd) == 0;
   int se = errno;
-  if (dfd >= 0) sys::close(dfd);
+  if (dfd >= 0 && sys::close(dfd) != 0 && synced) {
+    synced = false;
+    se = errno;
+  }
   if (!synced) {
     fail_errno(se, "cannot fsync", dest_);
     return false;
@@ -923,6 +927,7 @@ void Session::cleanup_failed() {
   if (created_dest_) real.rmdir(dest_.c_str());
   std::lock_guard<std::mutex> g(mu_);
   finished_at_ = now_ms();
+  state_ = stop_as_;
 }
 
 void Session::remove_dst_tree(const std::string &dst) {
@@ -1082,14 +1087,17 @@ int Session::rename(int fromfd, const char *from, int tofd, const char *to, unsi
   std::string from_abs, to_abs;
   bool rf = resolve_at(fromfd, from, &from_abs), rt = resolve_at(tofd, to, &to_abs);
   std::lock_guard<std::mutex> ns(ns_mu_);
-  Identity victim{}, moved{};
+  Identity victim{};
   bool forget = !(flags & RENAME_EXCHANGE) && last_link(tofd, to, &victim);
-  struct stat fst;
-  if (forget && fstatat(fromfd, from, &fst, AT_SYMLINK_NOFOLLOW) == 0) moved = Identity{fst.st_dev, fst.st_ino};
+  // Two names of one inode: the kernel's rename does nothing, and so must the mirror.
+  struct stat fst, tst;
+  bool same_file = fstatat(fromfd, from, &fst, AT_SYMLINK_NOFOLLOW) == 0 &&
+                   fstatat(tofd, to, &tst, AT_SYMLINK_NOFOLLOW) == 0 && fst.st_dev == tst.st_dev &&
+                   fst.st_ino == tst.st_ino;
   int r = real.renameat2(fromfd, from, tofd, to, flags);
   ErrnoKeeper keep;
-  if (r != 0) return r;
-  if (forget && !(victim == moved)) files().forget(victim);
+  if (r != 0 || same_file) return r;
+  if (forget) files().forget(victim);
   size_t ia = 0, ib = 0;
   std::string ra, rb;
   bool ma = rf && map(from_abs, &ia, &ra), mb = rt && map(to_abs, &ib, &rb);

@@ -116,6 +116,8 @@ class Session {
   std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
   State state_ = State::copying;
+  State stop_as_ = State::copying;  // failed or cancelled once stop_ is set
+  std::atomic<bool> stop_{false};
   SessionError error_;
   bool has_error_ = false;
   std::deque<Job> queue_;
