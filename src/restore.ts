@@ -296,14 +296,13 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
       dirs++;
     }
   }
-  for (const e of entries) {
+  const copyOne = async (e: ManifestEntry) => {
     const src = join(backup, e.path);
     const dst = join(target, e.path);
-    if (e.type === 'dir') continue;
     if (e.type === 'symlink') {
       symlinkSync(e.target ?? readlinkSync(src), dst);
       symlinks++;
-      continue;
+      return;
     }
     if (o.move) {
       await j.step('move_file', { action: 'restore_move_back', args: { from: dst, to: src }, description: `move ${dst} back to ${src}` },
@@ -325,6 +324,14 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
     fsyncPath(dst);
     files++;
     bytes += e.size ?? 0;
+  };
+  const rest = entries.filter((e) => e.type !== 'dir');
+  if (o.move) {
+    for (const e of rest) await copyOne(e);
+  } else {
+    // One step for the whole copy: its undo empties the target (which held nothing before).
+    await j.step('copy_files', { action: 'restore_empty_dir', args: { path: target }, description: `empty ${target}` },
+      async () => { for (const e of rest) await copyOne(e); });
   }
   // Modes and owners of directories last (a read-only directory would refuse its children), then fsync.
   for (const e of [...entries].reverse()) {

@@ -48,13 +48,32 @@ export function freshDatadir(install: MariadbInstall, dir: string): void {
   cpSync(template, dir, { recursive: true });
 }
 
-export function scratch(t: TestContext, prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => {
-    if (process.env.HOTBACKUP_KEEP_TMP) process.stderr.write(`kept ${d}\n`);
-    else rmSync(d, { recursive: true, force: true });
+export interface Scratch {
+  dir: string;
+  /** Runs `fn` at the end of the test, before what was deferred earlier (LIFO); errors are logged, not thrown. */
+  defer(fn: () => unknown): void;
+  /** Call when every assertion passed: the directory is removed; otherwise it is kept as evidence. */
+  passed(): void;
+}
+
+/** A scratch directory and a LIFO clean-up stack for one test (servers stopped and mounts
+ *  unmounted before the directory goes). A failed test keeps its directory and prints it. */
+export function scratch(t: TestContext, prefix: string): Scratch {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const stack: (() => unknown)[] = [];
+  let ok = false;
+  t.after(async () => {
+    for (const fn of stack.reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        process.stderr.write(`clean-up of ${t.name}: ${(e as Error).message}\n`);
+      }
+    }
+    if (!ok || process.env.HOTBACKUP_KEEP_TMP) process.stderr.write(`*** ${t.name}: kept ${dir} for inspection\n`);
+    else rmSync(dir, { recursive: true, force: true });
   });
-  return d;
+  return { dir, defer: (fn) => stack.push(fn), passed: () => { ok = true; } };
 }
 
 // ---- sysbench ---------------------------------------------------------------------------------

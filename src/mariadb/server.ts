@@ -262,15 +262,23 @@ export async function checkAllTables(srv: MariaServer, opts: { extended?: boolea
   try {
     for (const t of tables) {
       const name = `${quoteName(t.db)}.${quoteName(t.table)}`;
-      const [res] = await c.query(`CHECK TABLE ${name}${opts.extended ? ' EXTENDED' : ''}`);
-      for (const r of res as { Msg_type: string; Msg_text: string }[]) {
-        const fine = (r.Msg_type === 'status' && r.Msg_text === 'OK') ||
-          // Engines without CHECK support (e.g. sequences in some versions) say so; not a problem.
-          (r.Msg_type === 'note' && /doesn't support check/i.test(r.Msg_text));
-        if (!fine) problems.push(`${t.db}.${t.table}: ${r.Msg_type}: ${r.Msg_text}`);
+      try {
+        const [res] = await c.query(`CHECK TABLE ${name}${opts.extended ? ' EXTENDED' : ''}`);
+        for (const r of res as { Msg_type: string; Msg_text: string }[]) {
+          const fine = (r.Msg_type === 'status' && r.Msg_text === 'OK') ||
+            // Engines without CHECK support (e.g. sequences in some versions) say so; not a problem.
+            (r.Msg_type === 'note' && /doesn't support check/i.test(r.Msg_text));
+          if (!fine) problems.push(`${t.db}.${t.table}: ${r.Msg_type}: ${r.Msg_text}`);
+        }
+      } catch (e) {
+        problems.push(`${t.db}.${t.table}: CHECK TABLE failed: ${(e as Error).message}`);
       }
-      const [cnt] = await c.query(`SELECT COUNT(*) AS n FROM ${name}`);
-      rows += Number((cnt as { n: number }[])[0].n);
+      try {
+        const [cnt] = await c.query(`SELECT COUNT(*) AS n FROM ${name}`);
+        rows += Number((cnt as { n: number }[])[0].n);
+      } catch (e) {
+        problems.push(`${t.db}.${t.table}: SELECT COUNT(*) failed: ${(e as Error).message}`);
+      }
     }
   } finally {
     await c.end().catch(() => {});
