@@ -56,7 +56,8 @@ export async function runCli(argv: string[]): Promise<{ code: number; stdout: st
   const code = await main(argv, {
     stdout: { write: (s: string) => (stdout += s), isTTY: false },
     stderr: { write: (s: string) => (stderr += s), isTTY: false },
-    env: { ...process.env, HOTBACKUP_CATALOG: join(tmpdir(), `hb-verify-catalog-${process.pid}.db`) },
+    // verify never opens the catalog: a catalog path that cannot exist proves it.
+    env: { ...process.env, HOTBACKUP_CATALOG: '/nonexistent/hotbackup-verify-test/catalog.db' },
   });
   return { code, stdout, stderr };
 }
