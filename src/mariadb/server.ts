@@ -68,6 +68,8 @@ export interface StartOptions {
   /** --log-bin=<basename> --server-id=<serverId>. */
   binlog?: string | null;
   serverId?: number;
+  /** Listen on 127.0.0.1:<port> too (default: --skip-networking, the unix socket only). */
+  port?: number;
   /** More mariadbd options, e.g. ['--innodb-log-group-home-dir=/dev/shm/x']. */
   extraArgs?: string[];
   /** How long to wait for the server to answer (default 180 s). */
@@ -133,7 +135,8 @@ export class MariaServer {
     const pidFile = join(o.runDir, `${name}.pid`);
     const errLog = join(o.runDir, `${name}.err`);
     const args = [
-      '--no-defaults', `--datadir=${o.datadir}`, `--socket=${socket}`, '--skip-networking',
+      '--no-defaults', `--datadir=${o.datadir}`, `--socket=${socket}`,
+      ...(o.port ? [`--port=${o.port}`, '--bind-address=127.0.0.1'] : ['--skip-networking']),
       `--pid-file=${pidFile}`, `--log-error=${errLog}`,
     ];
     if (runningAsRoot()) args.push('--user=root');
