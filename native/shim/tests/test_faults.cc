@@ -296,4 +296,33 @@ TEST(failure_reported_only_after_cleanup) {
   }
 }
 
+// Issue 2 §8 "a vanished destination": the destination is removed while the backup runs
+// (after the copy, capture on). The server's calls keep their results; the backup fails
+// with an errno code; no manifest appears and the destination is not recreated.
+TEST(vanished_destination_fails_backup_cleanly) {
+  write_file(t.path("a"), pattern(20000, 1));
+  make_dirs(t.path("d"));
+  write_file(t.path("d/b"), pattern(3000, 2));
+  int fd = open(t.path("a").c_str(), O_RDWR);
+  REQUIRE_SYS(fd);
+  arm("cut");
+  start_ok(t.D, {t.S});
+  wait_paused("cut");
+  remove_tree(t.D);
+  CHECK_EQ(pwrite(fd, "after", 5, 10), (ssize_t)5);
+  CHECK_SYS(rename(t.path("d/b").c_str(), t.path("c").c_str()));
+  CHECK_SYS(mkdir(t.path("e").c_str(), 0755));
+  write_file(t.path("e/new"), "new");
+  CHECK_SYS(unlink(t.path("c").c_str()));
+  release("cut");
+  Json s = wait_terminal();
+  close(fd);
+  CHECK_EQ(s["state"].str(), std::string("failed"));
+  CHECK_MSG(s["error"]["code"].str().rfind("E", 0) == 0, "error code is an errno name: " + s["error"].dump());
+  CHECK(s["manifest"].is_null());
+  std::string why;
+  CHECK_MSG(dest_clean(t.D, &why), why);
+  CHECK_EQ(read_file(t.path("a")).substr(10, 5), std::string("after"));
+}
+
 int main(int argc, char **argv) { return hbt::main(argc, argv); }

@@ -349,9 +349,14 @@ TEST(socket_refuses_other_uid) {
   uid_t uid = pw ? pw->pw_uid : 65534;
   int fd = connect_sock();
   close(fd);
-  std::string p = sock_path();
-  // mode 0600 alone keeps nobody out (connect gets EACCES); open it up for a moment so the
-  // SO_PEERCRED check itself is what refuses the peer.
+  std::string sock = sock_path();
+  // nobody may not be able to reach the socket's directory: connect through a hard link in
+  // a world-searchable directory (same inode, same listener). Mode 0600 alone keeps nobody
+  // out (connect gets EACCES); open it up for a moment so that the SO_PEERCRED check
+  // itself is what refuses the peer.
+  std::string p = "/tmp/hbt-peer-" + std::to_string(getpid()) + ".sock";
+  unlink(p.c_str());
+  if (link(sock.c_str(), p.c_str()) != 0) skip(std::string("cannot hard-link the socket into /tmp: ") + strerror(errno));
   struct stat st0;
   REQUIRE_SYS(stat(p.c_str(), &st0));
   REQUIRE_SYS(chmod(p.c_str(), 0666));
@@ -374,6 +379,7 @@ TEST(socket_refuses_other_uid) {
   int st = 0;
   pid_t w = waitpid(pid, &st, 0);
   chmod(p.c_str(), st0.st_mode & 07777);
+  unlink(p.c_str());
   REQUIRE(w == pid);
   CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0,
             "child (uid nobody) exit status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -st) +
