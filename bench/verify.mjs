@@ -153,19 +153,28 @@ function warm(files) {
 }
 
 // ---- the two contenders ----
+// CPU seconds (user + system) of the command and its children, from GNU time when installed.
+const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 function timeIt(cmd, argv) {
+  const cpuFile = join(work, 'cpu.txt');
+  const [c, a] = GNU_TIME ? [GNU_TIME, ['-o', cpuFile, '-f', '%U %S', cmd, ...argv]] : [cmd, argv];
   const t = process.hrtime.bigint();
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 256 << 20, env: { ...process.env, HOTBACKUP_CATALOG: join(work, 'catalog.db') } });
+  const r = spawnSync(c, a, { encoding: 'utf8', maxBuffer: 256 << 20, env: { ...process.env, HOTBACKUP_CATALOG: join(work, 'catalog.db') } });
   const s = Number(process.hrtime.bigint() - t) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${argv.slice(0, 3).join(' ')} failed (${r.status}): ${r.stderr.slice(0, 2000)}`);
-  return { seconds: s, stdout: r.stdout };
+  let cpu = null;
+  if (GNU_TIME) {
+    const [u, sy] = readFileSync(cpuFile, 'utf8').trim().split(/\s+/).map(Number);
+    cpu = u + sy;
+  }
+  return { seconds: s, cpu, stdout: r.stdout };
 }
 const catRun = (files) => timeIt('sh', ['-c', 'cat "$@" > /dev/null', 'cat', ...files]);
 const verifyRun = () => {
   const r = timeIt(process.execPath, [cli, 'verify', dest, '--json']);
   const rep = JSON.parse(r.stdout);
   if (rep.status !== 'verified') throw new Error(`verify: ${rep.status}: ${JSON.stringify(rep.problems.slice(0, 3))}`);
-  return { seconds: r.seconds, internal_seconds: rep.duration_ms / 1000 };
+  return { seconds: r.seconds, cpu: r.cpu, internal_seconds: rep.duration_ms / 1000 };
 };
 
 const median = (a) => {
@@ -182,18 +191,22 @@ async function mainBench() {
   log(`backup: ${files.length} files, ${bytes} bytes`);
   const results = {};
   for (const mode of ['warm', 'cold']) {
-    const rec = { cat: [], verify: [], verify_internal: [], cached_before: [], loadavg_1min: [] };
+    const rec = { cat: [], verify: [], verify_internal: [], cat_cpu_s: [], verify_cpu_s: [], cached_before: [], loadavg_1min: [] };
     for (let i = 0; i < RUNS; i++) {
       for (const which of i % 2 ? ['verify', 'cat'] : ['cat', 'verify']) {
         if (mode === 'cold') evict(files);
         else warm(files);
         rec.cached_before.push(cachedFraction(files));
         rec.loadavg_1min.push(loadavg()[0]);
-        if (which === 'cat') rec.cat.push(catRun(files).seconds);
-        else {
+        if (which === 'cat') {
+          const c = catRun(files);
+          rec.cat.push(c.seconds);
+          rec.cat_cpu_s.push(c.cpu);
+        } else {
           const v = verifyRun();
           rec.verify.push(v.seconds);
           rec.verify_internal.push(v.internal_seconds);
+          rec.verify_cpu_s.push(v.cpu);
         }
       }
       log(`${mode} run ${i + 1}/${RUNS}: cat ${rec.cat.at(-1).toFixed(3)} s, verify ${rec.verify.at(-1).toFixed(3)} s`);
@@ -208,6 +221,8 @@ async function mainBench() {
       verify_mb_per_s: bytes / ver / 1e6,
       verify_internal_mb_per_s: bytes / median(rec.verify_internal) / 1e6,
       ratio: cat / ver,
+      cat_cpu_s_per_gib: GNU_TIME ? median(rec.cat_cpu_s) / (bytes / 2 ** 30) : null,
+      verify_cpu_s_per_gib: GNU_TIME ? median(rec.verify_cpu_s) / (bytes / 2 ** 30) : null,
     };
   }
   const date = new Date().toISOString();
@@ -232,7 +247,8 @@ async function mainBench() {
   writeFileSync(`${stem}.json`, JSON.stringify(doc, null, 2) + '\n');
   const row = (m) => {
     const r = results[m];
-    return `| ${m} | ${r.cat_mb_per_s.toFixed(0)} MB/s (${r.cat_median_s.toFixed(3)} s) | ${r.verify_mb_per_s.toFixed(0)} MB/s (${r.verify_median_s.toFixed(3)} s) | ${r.verify_internal_mb_per_s.toFixed(0)} MB/s | **${(100 * r.ratio).toFixed(0)}%** |`;
+    const cpu = (x) => (x === null ? '-' : `${x.toFixed(2)} s`);
+    return `| ${m} | ${r.cat_mb_per_s.toFixed(0)} MB/s (${r.cat_median_s.toFixed(3)} s) | ${r.verify_mb_per_s.toFixed(0)} MB/s (${r.verify_median_s.toFixed(3)} s) | ${r.verify_internal_mb_per_s.toFixed(0)} MB/s | **${(100 * r.ratio).toFixed(0)}%** | ${cpu(r.cat_cpu_s_per_gib)} | ${cpu(r.verify_cpu_s_per_gib)} |`;
   };
   const md = `# hotbackup verify vs cat — ${date.slice(0, 10)}
 
@@ -240,11 +256,12 @@ ${doc.machine.cpus} CPUs (${doc.machine.model}), ${(doc.machine.memory_bytes / 2
 Data: ${files.length} files, ${(bytes / 2 ** 20).toFixed(0)} MiB (${doc.dataset.layout}), a backup taken by the shim.
 Median of ${RUNS} runs, alternating; verify = the whole CLI process (\`hotbackup verify DEST --json\`), cat = \`cat FILES > /dev/null\`.
 
-| cache | cat | verify | verify (own timer) | verify / cat |
-| --- | --- | --- | --- | --- |
+| cache | cat | verify | verify (own timer) | verify / cat | cat CPU per GiB | verify CPU per GiB |
+| --- | --- | --- | --- | --- | --- | --- |
 ${row('warm')}
 ${row('cold')}
 
+CPU per GiB: user + system seconds of the whole command (GNU time), median, per GiB read; verify's includes starting Node and the CLI.
 Cold cache: ${coldMethod}.
 1-minute load average during the runs (the machine is shared): ${Math.min(...results.warm.loadavg_1min, ...results.cold.loadavg_1min).toFixed(1)}–${Math.max(...results.warm.loadavg_1min, ...results.cold.loadavg_1min).toFixed(1)} on ${cpus().length} CPUs.
 Page cache before the runs (fincore, fraction of bytes resident): warm ${fmtFrac(results.warm.cached_before)}, cold ${fmtFrac(results.cold.cached_before)}.
