@@ -8,6 +8,8 @@
 // HOTBACKUP_ORACLE_ARGS adds arguments to every run (e.g. "--threads 8 --ops 3000").
 // Under CI=true a missing binary is a failure; locally it is a loud skip.
 // A failing seed prints the oracle's whole report, including the command line that replays it.
+// Each build also runs test_oracle_regressions: the bugs the oracle found, reduced to
+// deterministic named tests.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -53,14 +55,16 @@ interface Result {
   timedOut: boolean;
 }
 
-function runOracle(bin: string, build: string, seed: number, timeoutMs: number): Promise<Result> {
-  const tmp = mkdtempSync(join(tmpdir(), `hbo-${build}-${seed}-`));
+function runProgram(bin: string, args: string[], build: string, tag: string, timeoutMs: number, hooks = false): Promise<Result> {
+  const tmp = mkdtempSync(join(tmpdir(), `hbo-${build}-${tag}-`));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HOTBACKUP_SERVE: '*',
     HOTBACKUP_SOCKET: join(tmp, 'control.sock'),
     TMPDIR: tmp,
   };
+  if (hooks) env.HOTBACKUP_TEST_HOOKS = '1';
+  else delete env.HOTBACKUP_TEST_HOOKS;
   delete env.HOTBACKUP_SERVED_PID;
   delete env.HOTBACKUP_ORACLE_ROOT;
   delete env.LD_PRELOAD;
@@ -70,7 +74,7 @@ function runOracle(bin: string, build: string, seed: number, timeoutMs: number):
   }
   if (build === 'tsan') env.TSAN_OPTIONS = env.TSAN_OPTIONS ?? 'second_deadlock_stack=1';
   return new Promise((resolvePromise) => {
-    const child = spawn(bin, ['--seed', String(seed), ...EXTRA_ARGS], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, args, { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let timedOut = false;
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -109,7 +113,7 @@ for (const b of BUILDS) {
     }
     for (const seed of b.seeds) {
       test(`seed ${seed}`, { timeout: b.timeoutMs + 60_000 }, async () => {
-        const r = await runOracle(bin, b.name, seed, b.timeoutMs);
+        const r = await runProgram(bin, ['--seed', String(seed), ...EXTRA_ARGS], b.name, String(seed), b.timeoutMs);
         const report = `\n--- test_oracle --seed ${seed} (${b.name}) ---\n${r.output}`;
         assert.ok(!r.timedOut, `the oracle did not finish within ${b.timeoutMs / 60_000} min (hung backup or deadlock)${report}`);
         assert.equal(r.signal, null, `the oracle was killed by ${r.signal}${report}`);
@@ -117,5 +121,21 @@ for (const b of BUILDS) {
         assert.match(r.output, new RegExp(`^ok 1 - seed=${seed} `, 'm'), `no "ok" line in the oracle's output${report}`);
       });
     }
+    const reg = join(root, b.dir, 'tests', 'test_oracle_regressions');
+    test('regressions found by the oracle (test_oracle_regressions)', { timeout: b.timeoutMs + 60_000 }, async (t) => {
+      if (!existsSync(reg)) {
+        if (CI) assert.fail(`${reg} is missing (build it: ${b.make})`);
+        console.warn(`\n*** SKIPPING the oracle regressions on the ${b.name} build: ${reg} is missing\n`);
+        t.skip(`${reg} is missing`);
+        return;
+      }
+      const r = await runProgram(reg, [], b.name, 'regressions', b.timeoutMs, true);
+      const report = `\n--- test_oracle_regressions (${b.name}) ---\n${r.output}`;
+      assert.ok(!r.timedOut, `test_oracle_regressions did not finish (hang or deadlock)${report}`);
+      assert.equal(r.signal, null, `killed by ${r.signal}${report}`);
+      assert.doesNotMatch(r.output, /^not ok/m, `a regression failed${report}`);
+      assert.equal(r.code, 0, `exit ${r.code}${report}`);
+      assert.match(r.output, /^ok \d+ - /m, `no test ran${report}`);
+    });
   });
 }
