@@ -165,11 +165,20 @@ test('server SIGKILLed mid-backup: the CLI and the catalog report the backup fai
   await srv.query('CREATE TABLE k.t (id INT PRIMARY KEY, v VARCHAR(100)) ENGINE=InnoDB');
   const env = cliEnv(tmp);
   const dest = join(tmp, 'backup');
-  const r = await cli(['start', dest, '--socket', srv.hotbackupSocket!, '--throttle', '2MB/s', '--json'], env);
-  assert.equal(r.code, 0, r.stderr);
-  await waitUntil(async () => (await request(srv.hotbackupSocket!, { op: 'status' })).bytes_copied > 1_000_000, 'the copy to progress');
+  // `start --wait` follows the backup while the server dies under it.
+  const waiting = cli(['start', dest, '--socket', srv.hotbackupSocket!, '--throttle', '2MB/s', '--wait'], env);
+  await waitUntil(async () => {
+    try {
+      return (await request(srv.hotbackupSocket!, { op: 'status' })).bytes_copied > 1_000_000;
+    } catch {
+      return false;
+    }
+  }, 'the copy to progress');
   await srv.query("INSERT INTO k.t SELECT seq, 'x' FROM k.seq_1_to_1000");
   await srv.kill();
+  const r = await waiting;
+  assert.notEqual(r.code, 0, `start --wait exited 0 although the server died mid-backup:\n${r.stdout}`);
+  t.diagnostic(`start --wait: exit ${r.code}: ${r.stderr.trim().split('\n').slice(-1)[0]}`);
   const st = await cli(['status', '--socket', srv.hotbackupSocket!], env);
   assert.equal(st.code, 3, `status of a dead server must say unreachable:\n${st.stdout}${st.stderr}`);
   const list = await cli(['list', '--json'], env);
