@@ -134,7 +134,8 @@ for (const run of RUNS) {
     assert.doesNotMatch(elog, /\[ERROR\]/, `the restored server logged errors:\n${elog}`);
 
     const check = await checkAllTables(dst);
-    assert.deepEqual(check.problems, [], 'CHECK TABLE failed on the restored server');
+    assert.deepEqual(check.problems, [], `CHECK TABLE failed on the restored server (backup cut at ${cutAt}, ` +
+      `status ${JSON.stringify(st)}); restored server log:\n${dst.errorLog().split('\n').slice(-30).join('\n')}`);
     const bank = await checkBank(dst, run.accounts, bankLog, cutAt);
     assert.ok(bank.sumOk, 'bank: the sum of the balances changed');
     assert.deepEqual(bank.badAccounts, [], 'bank: balances disagree with the ledger');
