@@ -11,7 +11,7 @@
 // Each build also runs test_oracle_regressions: the bugs the oracle found, reduced to
 // deterministic named tests.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -72,7 +72,10 @@ function runProgram(bin: string, args: string[], build: string, tag: string, tim
     env.ASAN_OPTIONS = env.ASAN_OPTIONS ?? 'abort_on_error=0:detect_leaks=1';
     env.UBSAN_OPTIONS = env.UBSAN_OPTIONS ?? 'print_stacktrace=1';
   }
-  if (build === 'tsan') env.TSAN_OPTIONS = env.TSAN_OPTIONS ?? 'second_deadlock_stack=1';
+  // symbolize=0: TSan's in-process symbolizer opens /proc/self/exe through the shim's open()
+  // wrapper while it holds its report lock, and a nested report then deadlocks it. The runner
+  // symbolizes the report afterwards (symbolizeReport).
+  if (build === 'tsan') env.TSAN_OPTIONS = env.TSAN_OPTIONS ?? 'second_deadlock_stack=1:symbolize=0';
   return new Promise((resolvePromise) => {
     const child = spawn(bin, args, { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -92,6 +95,25 @@ function runProgram(bin: string, args: string[], build: string, tag: string, tim
       resolvePromise({ code, signal, output, timedOut });
     });
   });
+}
+
+/** Appends function and file:line to unsymbolized sanitizer frames "(module+0xOFF)" of our binaries. */
+function symbolizeReport(output: string, bin: string, libDir: string): string {
+  const modules: Record<string, string> = { 'libhotbackup.so': join(libDir, 'libhotbackup.so') };
+  modules[bin.split('/').pop()!] = bin;
+  const re = /\(([\w.+-]+)\+0x([0-9a-f]+)\)/g;
+  const wanted = new Map<string, Set<string>>();
+  for (const m of output.matchAll(re)) if (modules[m[1]]) (wanted.get(m[1]) ?? wanted.set(m[1], new Set()).get(m[1])!).add(m[2]);
+  const names = new Map<string, string>();
+  for (const [mod, offs] of wanted) {
+    const list = [...offs];
+    const r = spawnSync('addr2line', ['-f', '-C', '-e', modules[mod], ...list.map((o) => `0x${o}`)], { encoding: 'utf8' });
+    if (r.status !== 0 || !r.stdout) continue;
+    const lines = r.stdout.split('\n');
+    list.forEach((o, i) => names.set(`${mod}+${o}`, `${lines[2 * i]} ${lines[2 * i + 1]?.replace(root + '/', '')}`));
+  }
+  if (!names.size) return output;
+  return output.replace(re, (all, mod: string, off: string) => (names.has(`${mod}+${off}`) ? `${all} ${names.get(`${mod}+${off}`)}` : all));
 }
 
 for (const b of BUILDS) {
@@ -114,7 +136,8 @@ for (const b of BUILDS) {
     for (const seed of b.seeds) {
       test(`seed ${seed}`, { timeout: b.timeoutMs + 60_000 }, async () => {
         const r = await runProgram(bin, ['--seed', String(seed), ...EXTRA_ARGS], b.name, String(seed), b.timeoutMs);
-        const report = `\n--- test_oracle --seed ${seed} (${b.name}) ---\n${r.output}`;
+        const out = b.name === 'release' ? r.output : symbolizeReport(r.output, bin, join(root, b.dir));
+        const report = `\n--- test_oracle --seed ${seed} (${b.name}) ---\n${out}`;
         assert.ok(!r.timedOut, `the oracle did not finish within ${b.timeoutMs / 60_000} min (hung backup or deadlock)${report}`);
         assert.equal(r.signal, null, `the oracle was killed by ${r.signal}${report}`);
         assert.equal(r.code, 0, `the oracle failed (exit ${r.code})${report}`);
@@ -130,7 +153,8 @@ for (const b of BUILDS) {
         return;
       }
       const r = await runProgram(reg, [], b.name, 'regressions', b.timeoutMs, true);
-      const report = `\n--- test_oracle_regressions (${b.name}) ---\n${r.output}`;
+      const out = b.name === 'release' ? r.output : symbolizeReport(r.output, reg, join(root, b.dir));
+      const report = `\n--- test_oracle_regressions (${b.name}) ---\n${out}`;
       assert.ok(!r.timedOut, `test_oracle_regressions did not finish (hang or deadlock)${report}`);
       assert.equal(r.signal, null, `killed by ${r.signal}${report}`);
       assert.doesNotMatch(r.output, /^not ok/m, `a regression failed${report}`);
