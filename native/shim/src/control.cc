@@ -179,6 +179,9 @@ std::string handle_request(const std::string &line) {
 // The socket
 
 namespace {
+// Sockets are closed through the close() every library sees (sanitizers track fds by it).
+void close_socket(int fd) { ::close(fd); }
+
 std::string g_socket_path;
 ino_t g_socket_ino = 0;
 int g_listen_fd = -1;
@@ -234,7 +237,7 @@ void serve_loop() {
         socklen_t len = sizeof cred;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != getuid() && cred.uid != 0) ||
             clients.size() >= 32)
-          real.close(fd);
+          close_socket(fd);
         else
           clients.push_back({fd, ""});
       }
@@ -245,7 +248,7 @@ void serve_loop() {
       char buf[8192];
       ssize_t r = recv(c.fd, buf, sizeof buf, 0);
       if (r <= 0) {
-        real.close(c.fd);
+        close_socket(c.fd);
         c.fd = -1;
         continue;
       }
@@ -259,14 +262,14 @@ void serve_loop() {
         send_line(c.fd, handle_request(line));
         if (line.size() > kMaxLine) {  // the reply said line_too_long: this peer is done
           shutdown(c.fd, SHUT_RDWR);
-          real.close(c.fd);
+          close_socket(c.fd);
           c.fd = -1;
         }
       }
       if (c.fd >= 0 && c.buf.size() > kMaxLine) {
         send_line(c.fd, error_reply("line_too_long", "request longer than 65536 bytes"));
         shutdown(c.fd, SHUT_RDWR);
-        real.close(c.fd);
+        close_socket(c.fd);
         c.fd = -1;
       }
     }
@@ -297,15 +300,15 @@ void start_control_socket() {
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       warn("not serving the control socket: " + path + " exists and is not a socket");
-      real.close(fd);
+      close_socket(fd);
       return;
     }
     int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     bool alive = probe >= 0 && connect(probe, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
-    if (probe >= 0) real.close(probe);
+    if (probe >= 0) close_socket(probe);
     if (alive) {
       warn("not serving the control socket: another live server answers at " + path);
-      real.close(fd);
+      close_socket(fd);
       return;
     }
     real.unlink(path.c_str());  // stale, from a process that is gone
@@ -313,7 +316,7 @@ void start_control_socket() {
   if (bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || chmod(path.c_str(), 0600) != 0 ||
       listen(fd, 16) != 0) {
     warn("cannot serve the control socket at " + path + ": " + strerror(errno));
-    real.close(fd);
+    close_socket(fd);
     return;
   }
   if (lstat(path.c_str(), &st) == 0) g_socket_ino = st.st_ino;

@@ -240,10 +240,8 @@ std::set<FILE *> *g_streams = new std::set<FILE *>();  // streams open for writi
 bool writes(const char *mode) { return mode && (std::strpbrk(mode, "wa+") != nullptr); }
 
 void resync_fd(int fd) {
-  std::string path;
-  if (!fd_path(fd, &path)) return;
   CaptureScope cs;
-  if (Session *s = cs.session()) s->resync_path(path);
+  if (Session *s = cs.session()) s->resync_fd(fd);
 }
 
 FILE *opened_stream(FILE *f, const char *mode) {
@@ -321,7 +319,8 @@ __attribute__((constructor)) void shim_init() {
 }
 
 __attribute__((destructor)) void shim_fini() {
-  if (g_served) stop_control_socket();
+  if (!g_served) return;
+  stop_control_socket();
 }
 }  // namespace
 
@@ -649,16 +648,14 @@ HB_EXPORT int fclose(FILE *stream) {
     std::lock_guard<std::mutex> g(g_streams_mu);
     wrote = g_streams->erase(stream) > 0;
   }
-  std::string path;
-  if (wrote && capture_requested() && !t_state.internal) fd_path(fd, &path);
-  int r = real.fclose(stream);
-  ErrnoKeeper keep;
-  files().untrack(fd);
-  if (!path.empty()) {
-    CaptureScope cs;
-    if (Session *s = cs.session()) s->resync_path(path);
+  if (wrote && capture_requested() && !t_state.internal) {
+    // Flush, copy the file again while the stream's fd still names it, then close.
+    real.fflush(stream);
+    ErrnoKeeper keep;
+    resync_fd(fd);
   }
-  return r;
+  files().untrack(fd);
+  return real.fclose(stream);
 }
 
 // ---- mappings

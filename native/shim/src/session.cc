@@ -264,12 +264,24 @@ std::unique_ptr<Session> Session::create(const StartRequest &req, SessionError *
 Session::~Session() { join(); }
 
 void Session::start_copier() {
-  for (size_t i = 0; i < sources_.size(); i++) queue_.push_back(Job{i, ""});
-  thread_ = spawn_quiet_thread([this] { run(); });
+  {
+    std::lock_guard<std::mutex> g(mu_);  // captures may enqueue already
+    for (size_t i = 0; i < sources_.size(); i++) queue_.push_back(Job{i, ""});
+  }
+  thread_started_ = true;
+  // Detached: a finished copier must not linger as an unjoined thread; join() waits for
+  // the flag it sets last, under the lock, after which it touches nothing of the session.
+  spawn_quiet_thread([this] {
+    run();
+    std::lock_guard<std::mutex> g(mu_);
+    thread_done_ = true;
+    cv_.notify_all();
+  }).detach();
 }
 
 void Session::join() {
-  if (thread_.joinable()) thread_.join();
+  std::unique_lock<std::mutex> g(mu_);
+  cv_.wait(g, [&] { return !thread_started_ || thread_done_; });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1105,6 +1117,10 @@ int Session::rename(int fromfd, const char *from, int tofd, const char *to, unsi
   if (flags & RENAME_EXCHANGE) {
     if (ma && mb && lexists(da) && lexists(db)) {
       if (sys::rename(da.c_str(), db.c_str(), RENAME_EXCHANGE) != 0) fail_errno(errno, "cannot mirror rename to", db);
+      // Entries of either directory still queued under the other name: walk both again.
+      struct stat st;
+      if (lstat(from_abs.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) enqueue(ia, ra);
+      if (lstat(to_abs.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) enqueue(ib, rb);
       return r;
     }
     if (ma) { remove_dst_tree(da); enqueue(ia, ra); }
@@ -1238,6 +1254,25 @@ int Session::truncate_path(const char *path, off_t len) {
   ErrnoKeeper keep;
   if (r == 0 && f) mirror_truncate(*f, len);
   return r;
+}
+
+void Session::resync_fd(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+  auto f = files().file(Identity{st.st_dev, st.st_ino});
+  std::unique_lock<std::mutex> ns(ns_mu_);
+  if (auto d = f->mirror()) {
+    // The file itself, whatever its names are now (renamed, linked, unlinked since fopen).
+    RangeGuard g(f->ranges, 0, kToEnd);
+    int rfd = reopen_for_reading(fd);
+    if (rfd < 0) return fail_errno(errno, "cannot read back a stdio stream's file for", dest_);
+    copy_whole(*f, rfd, *d);
+    real.close(rfd);
+    return;
+  }
+  ns.unlock();
+  std::string path;
+  if (fd_path(fd, &path)) resync_path(path);  // not in the backup yet: by its current name
 }
 
 void Session::resync_path(const std::string &abs) {

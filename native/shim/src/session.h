@@ -75,6 +75,7 @@ class Session {
   int symlink(const char *target, int dirfd, const char *path);
   int truncate_path(const char *path, off_t len);
   void resync_path(const std::string &abs);  // stdio: the whole file again
+  void resync_fd(int fd);                    // the same, for the file open on fd
 
  private:
   Session() = default;
@@ -109,7 +110,7 @@ class Session {
   bool created_dest_ = false;
   Throttle throttle_;
   std::atomic<bool> capturing_{false};
-  std::thread thread_;
+  bool thread_started_ = false, thread_done_ = false;  // guarded by mu_ once started
 
   std::mutex ns_mu_;  // orders namespace mirroring against the copier's creations
 
