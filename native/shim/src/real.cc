@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 
+#include "state.h"
+
 namespace hb {
 namespace {
 
@@ -143,19 +145,43 @@ void reset_counts() {
 long count(Call c) { return g_counts[static_cast<int>(c)].load(); }
 }  // namespace faults
 
+// Where the shim's own descriptors are opened and closed. ThreadSanitizer follows
+// descriptors through its interceptors, which dlsym(RTLD_NEXT) skips; in TSan builds these
+// calls go through the public names (and so through the shim's own wrappers, as internal
+// calls), or TSan would take the reuse of a descriptor number for a race.
+namespace {
+#if defined(__SANITIZE_THREAD__)
+int own_open(int dirfd, const char *path, int flags, mode_t mode) {
+  static auto fn = reinterpret_cast<int (*)(int, const char *, int, ...)>(dlsym(RTLD_DEFAULT, "openat"));
+  InternalScope internal;
+  return fn(dirfd, path, flags, mode);
+}
+int own_close(int fd) {
+  static auto fn = reinterpret_cast<int (*)(int)>(dlsym(RTLD_DEFAULT, "close"));
+  InternalScope internal;
+  return fn(fd);
+}
+#else
+int own_open(int dirfd, const char *path, int flags, mode_t mode) { return real.openat(dirfd, path, flags, mode); }
+int own_close(int fd) { return real.close(fd); }
+#endif
+}  // namespace
+
 namespace sys {
-int open(const char *path, int flags, mode_t mode) { return inject(Call::open) ? -1 : real.open(path, flags, mode); }
+int open(const char *path, int flags, mode_t mode) { return inject(Call::open) ? -1 : own_open(AT_FDCWD, path, flags, mode); }
 int openat(int dirfd, const char *path, int flags, mode_t mode) {
-  return inject(Call::open) ? -1 : real.openat(dirfd, path, flags, mode);
+  return inject(Call::open) ? -1 : own_open(dirfd, path, flags, mode);
 }
 int close(int fd) {
   if (inject(Call::close)) {
-    real.close(fd);  // the descriptor must not leak even when the failure is simulated
+    own_close(fd);  // the descriptor must not leak even when the failure is simulated
     errno = g_fault_errno[static_cast<int>(Call::close)].load();
     return -1;
   }
-  return real.close(fd);
+  return own_close(fd);
 }
+int open_quietly(const char *path, int flags) { return own_open(AT_FDCWD, path, flags, 0); }
+int close_quietly(int fd) { return own_close(fd); }
 ssize_t pread(int fd, void *buf, size_t n, off_t off) {
   if (inject(Call::read)) return -1;
   for (;;) {

@@ -40,6 +40,8 @@ namespace sys {
 int open(const char *path, int flags, mode_t mode = 0);
 int openat(int dirfd, const char *path, int flags, mode_t mode = 0);
 int close(int fd);
+int open_quietly(const char *path, int flags);  // not counted, never fails on purpose
+int close_quietly(int fd);                      // clean-up: never fails on purpose
 ssize_t pread(int fd, void *buf, size_t n, off_t off);
 ssize_t pwrite_all(int fd, const void *buf, size_t n, off_t off);  // loops; short = error
 ssize_t copy_range(int infd, off_t off, int outfd, size_t n);        // copy_file_range at off→off

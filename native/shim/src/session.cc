@@ -94,13 +94,13 @@ bool validation_error(SessionError *err, const char *code, const std::string &me
 
 // Writable shared mappings of files under the sources cannot be mirrored.
 bool find_shared_mapping(const std::vector<std::string> &sources, std::string *path) {
-  int fd = real.open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  int fd = sys::open_quietly("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   std::string text;
   char buf[65536];
   ssize_t n;
   while ((n = read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  real.close(fd);
+  sys::close_quietly(fd);
   size_t pos = 0;
   while (pos < text.size()) {
     size_t eol = text.find('\n', pos);
@@ -485,7 +485,7 @@ std::shared_ptr<DstFile> Session::create_dst(FileObj &f, const std::string &dst,
   }
   if (fchmod(fd, backup_mode(mode)) != 0) {
     fail_errno(errno, "cannot set the mode of backup file", dst);
-    real.close(fd);
+    sys::close_quietly(fd);
     return nullptr;
   }
   auto d = std::make_shared<DstFile>();
@@ -548,7 +548,7 @@ void Session::process(const Job &job) {
   struct stat fst;
   fstat(srcfd, &fst);
   if (lexists(dst)) {  // created or moved there by capture, and mirrored since
-    real.close(srcfd);
+    sys::close_quietly(srcfd);
     return;
   }
   auto f = files().file(Identity{fst.st_dev, fst.st_ino});
@@ -562,14 +562,14 @@ void Session::process(const Job &job) {
       // Another name of a file already in the backup: a hard link there too.
       if (sys::link_fd(existing->fd, dst.c_str()) != 0 && errno != ENOENT && errno != EEXIST)
         fail_errno(errno, "cannot link backup file", dst);
-      real.close(srcfd);
+      sys::close_quietly(srcfd);
       files_copied_++;
       return;
     }
   }
   auto d = create_dst(*f, dst, fst.st_mode);
   if (!d) {
-    real.close(srcfd);
+    sys::close_quietly(srcfd);
     return;
   }
   ns.unlock();
@@ -745,7 +745,7 @@ bool Session::checksum(const std::string &path, uint32_t *crc) {
     ssize_t n = sys::pread(fd, buf.data(), buf.size(), off);
     if (n < 0) {
       fail_errno(errno, "cannot read back backup file", path);
-      real.close(fd);
+      sys::close_quietly(fd);
       return false;
     }
     if (n == 0) break;
@@ -753,7 +753,7 @@ bool Session::checksum(const std::string &path, uint32_t *crc) {
     off += n;
   }
   posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  real.close(fd);
+  sys::close_quietly(fd);
   *crc = c;
   return true;
 }
@@ -931,7 +931,7 @@ void Session::cleanup_failed() {
   }
   for (auto &d : dsts)
     if (d->fd >= 0) {
-      real.close(d->fd);
+      sys::close_quietly(d->fd);
       d->fd = -1;
     }
   int e;
@@ -1005,7 +1005,7 @@ void Session::mirror_from_fd(FileObj &f, int fd, off_t off, size_t n) {
     off += r;
     n -= static_cast<size_t>(r);
   }
-  real.close(rfd);
+  sys::close_quietly(rfd);
 }
 
 void Session::mirror_truncate(FileObj &f, off_t len) {
@@ -1023,7 +1023,7 @@ void Session::mirror_fallocate(FileObj &f, int fd, int mode, off_t off, off_t le
   int rfd = reopen_for_reading(fd);
   if (rfd < 0) return fail_errno(errno, "cannot read back a file after fallocate for", dest_);
   copy_whole(f, rfd, *d);
-  real.close(rfd);
+  sys::close_quietly(rfd);
 }
 
 void Session::mirror_posix_fallocate(FileObj &f, off_t off, off_t len) {
@@ -1267,7 +1267,7 @@ void Session::resync_fd(int fd) {
     int rfd = reopen_for_reading(fd);
     if (rfd < 0) return fail_errno(errno, "cannot read back a stdio stream's file for", dest_);
     copy_whole(*f, rfd, *d);
-    real.close(rfd);
+    sys::close_quietly(rfd);
     return;
   }
   ns.unlock();
@@ -1300,7 +1300,7 @@ void Session::resync_path(const std::string &abs) {
     }
     if (d) copy_whole(*f, srcfd, *d);
   }
-  real.close(srcfd);
+  sys::close_quietly(srcfd);
 }
 
 }  // namespace hb

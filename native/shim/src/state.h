@@ -30,6 +30,18 @@ struct ThreadState {
 extern thread_local ThreadState t_state __attribute__((tls_model("initial-exec")));
 void register_thread();
 
+// The shim's own calls made through the public names (see real.cc) must not be captured.
+class InternalScope {
+ public:
+  InternalScope() : prev_(t_state.internal) { t_state.internal = true; }
+  ~InternalScope() { t_state.internal = prev_; }
+  InternalScope(const InternalScope &) = delete;
+  InternalScope &operator=(const InternalScope &) = delete;
+
+ private:
+  bool prev_;
+};
+
 // Marks the calling thread as inside a mutating call for its duration.
 class BusyMark {
  public:
