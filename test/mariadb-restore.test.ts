@@ -8,6 +8,7 @@ import {
   chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { main } from '../src/cli/main.js';
@@ -222,6 +223,22 @@ test('MariaDB: restore --recover --print-replication reports the source\'s binlo
   assert.ok(rt.ok, `restore test failed: ${rt.problems.join('; ')}`);
   assert.ok(rt.tables > 30 && rt.rows >= 30);
   assert.equal(cleanup.state, 'cleaned_up');
+
+  // The same through the command line: manifest and checksums first, then the restore test.
+  let out = '';
+  let err = '';
+  const io = { stdout: { write: (c: string) => { out += c; return true; }, isTTY: false } as unknown as NodeJS.WriteStream,
+    stderr: { write: (c: string) => { err += c; return true; }, isTTY: false } as unknown as NodeJS.WriteStream,
+    env: { ...process.env, HOTBACKUP_CATALOG: join(sc.dir, 'catalog-cli.db') } };
+  const scratchDirs = () => readdirSync(tmpdir()).filter((n) => n.startsWith('hotbackup-restore-test-')).sort().join(',');
+  const before = scratchDirs();
+  const code = await main(['verify', dest, '--restore-test', '--json'], io);
+  const doc = JSON.parse(out);
+  assert.equal(code, 0, `verify --restore-test exited ${code}: ${err.slice(-500)}`);
+  assert.equal(doc.status, 'verified');
+  assert.equal(doc.restore_test.ok, true);
+  assert.ok(doc.restore_test.tables > 30, `restore test checked ${doc.restore_test.tables} tables`);
+  assert.equal(scratchDirs(), before, 'verify --restore-test left its scratch copy');
   assert.ok(!readdirSync(sc.dir).some((n) => n.startsWith('hotbackup-restore-test-')), 'the scratch copy was not removed');
   // A backup with a damaged page in r/t.ibd (same size, so the manifest check passes): the restore test must fail.
   const { cpSync, openSync, writeSync, closeSync } = await import('node:fs');

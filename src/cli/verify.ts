@@ -5,6 +5,8 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { AddonLoadError } from '../addon.js';
+import { Journal } from '../journal.js';
+import { restoreTest, type RestoreTestReport } from '../mariadb/restore-test.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { verifyBackup, type VerifyProblem, type VerifyReport } from '../verify.js';
 import { defineCommand, EXIT, jsonOption, UserError } from './command.js';
@@ -37,12 +39,15 @@ export default defineCommand({
     ['hotbackup verify /backup/2026-11-21', 'manifest intact, every file present with its size and checksum, nothing extra'],
     ['hotbackup verify /backup/2026-11-21 --pages', 'also check every page of every InnoDB tablespace'],
     ['hotbackup verify /backup/x --json', 'the report as one JSON document (status, problems, counts)'],
+    ['hotbackup verify /backup/x --restore-test', 'also start a throwaway mariadbd on a scratch copy and CHECK TABLE everything'],
   ],
   builder: (y) =>
     jsonOption(y
       .positional('dest', { type: 'string', demandOption: true, describe: 'the backup directory' })
       .option('pages', { type: 'boolean', default: false, describe: 'check every page of InnoDB tablespaces (*.ibd, ibdata*, undo*)' })
-      .option('threads', { type: 'number', describe: 'reader threads (default: the number of CPUs)', requiresArg: true })),
+      .option('threads', { type: 'number', describe: 'reader threads (default: the number of CPUs)', requiresArg: true })
+      .option('restore-test', { type: 'boolean', default: false,
+        describe: 'MariaDB: restore into a scratch copy, let crash recovery run on a throwaway server, CHECK TABLE every table' })),
   async run(args, ctx) {
     if (!args.dest) throw new UserError('DEST is empty: give the backup directory to verify');
     const dest = resolve(ctx.io.cwd, args.dest);
@@ -89,14 +94,35 @@ export default defineCommand({
       }
     })();
 
-    if (args.json) ctx.outJson(report);
-    else if (report.status === 'verified') ctx.out(formatReport(report));
+    // The restore test only makes sense on a backup whose files verified.
+    let restore: RestoreTestReport | null = null;
+    if (args.restoreTest && report.status === 'verified') {
+      const j = Journal.begin(ctx.catalog(), 'verify', ctx.argv, { env: ctx.env, log: (l) => ctx.log(l) });
+      try {
+        restore = await restoreTest(dest, { journal: j, log: (l) => ctx.log(l) });
+      } catch (e) {
+        await j.rollback(e);
+        throw new UserError(`restore test: ${(e as Error).message}`, EXIT.INTERNAL, 'restore_test');
+      }
+      await j.cleanup();  // the scratch copy and the throwaway server are gone either way
+    }
+    const ok = report.status === 'verified' && (!args.restoreTest || restore?.ok === true);
+
+    if (args.json) ctx.outJson(args.restoreTest ? { ...report, restore_test: restore } : report);
+    else if (report.status === 'verified') {
+      ctx.out(formatReport(report));
+      if (restore) {
+        ctx.out(restore.ok
+          ? `restore test: mariadbd recovered the backup in ${formatDuration(restore.recovery_ms / 1000)}; CHECK TABLE ok on ${restore.tables} tables (${restore.rows} rows)`
+          : ['restore test FAILED:', ...restore.problems.map((p) => `  ${p}`)].join('\n'));
+      }
+    }
     else {
       ctx.out(formatReport(report));
       ctx.log(report.status === 'incomplete'
         ? `hotbackup: ${dest} is an incomplete backup: not verified`
         : `hotbackup: ${dest} did not verify: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}`);
     }
-    return report.status === 'verified' ? EXIT.OK : EXIT.BACKUP_FAILED;
+    return ok ? EXIT.OK : EXIT.BACKUP_FAILED;
   },
 });
