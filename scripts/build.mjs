@@ -19,7 +19,8 @@ function run(cmd, argv, opts = {}) {
 }
 
 export function shimBuildDir(kind = sanitize) {
-  return join(root, 'build', kind ? `shim-${kind}` : 'shim');
+  const suffix = { address: 'asan', thread: 'tsan' }[kind] ?? kind;
+  return join(root, 'build', kind ? `shim-${suffix}` : 'shim');
 }
 
 function buildShim() {
