@@ -29,9 +29,16 @@ export function isoTime(ms: number | null | undefined): string {
   return ms == null ? '-' : new Date(ms).toISOString();
 }
 
+/** " (24.0%)": bytes copied of the total found at start. A finished backup is 100% even when
+ *  files shrank while it ran (less to copy than was found). */
+export function percentText(s: BackupStatus): string {
+  if (s.state === 'done') return ' (100%)';
+  return s.bytes_total > 0 ? ` (${Math.min(100, (100 * s.bytes_copied) / s.bytes_total).toFixed(1)}%)` : '';
+}
+
 /** One line of progress: "copying 12 MB of 50 MB (24.0%), 3/12 files, 5 MB/s, ETA 8s". */
 export function progressLine(s: BackupStatus): string {
-  const pct = s.bytes_total > 0 ? ` (${Math.min(100, (100 * s.bytes_copied) / s.bytes_total).toFixed(1)}%)` : '';
+  const pct = percentText(s);
   return `${s.state} ${formatBytes(s.bytes_copied, 'si')} of ${formatBytes(s.bytes_total, 'si')}${pct}, ` +
     `${s.files_copied}/${s.files_total} files, ${formatBytes(Math.round(s.rate_bytes_per_sec), 'si')}/s, ` +
     `mirrored ${formatBytes(s.bytes_mirrored, 'si')}, ETA ${formatDuration(s.eta_seconds)}`;
@@ -44,7 +51,7 @@ export function formatStatus(s: BackupStatus, socket: string): string {
     ['state', s.state + (s.error ? `: [${s.error.code}] ${s.error.message}${s.error.path ? ` (${s.error.path})` : ''}` : '')],
   ];
   if (s.state !== 'idle') {
-    const pct = s.bytes_total > 0 ? ` (${Math.min(100, (100 * s.bytes_copied) / s.bytes_total).toFixed(1)}%)` : '';
+    const pct = percentText(s);
     rows.push(
       ['dest', s.dest ?? '-'],
       ['sources', s.sources.join(', ') || '-'],

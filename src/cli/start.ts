@@ -208,8 +208,9 @@ export async function watch(stderr: Io['stderr'] | null, socket: string, interva
           }, cliProgress.Presets.shades_classic);
           bar.start(Math.max(1, s.bytes_total), 0, payload(s));
         }
-        bar.setTotal(Math.max(1, s.bytes_total, s.bytes_copied));
-        bar.update(s.bytes_copied, payload(s));
+        const total = Math.max(1, s.bytes_total, s.bytes_copied);
+        bar.setTotal(total);
+        bar.update(s.state === 'done' ? total : s.bytes_copied, payload(s));
       } else {
         const now = Date.now();
         if (now - lastLine >= interval || s.state !== lastState) {
