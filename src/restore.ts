@@ -1,7 +1,6 @@
 // Restore: a complete backup directory → a database's data directory.
 //
-// 1. checkBackup(): the manifest is there, its own CRC32C matches, every listed entry exists with
-//    its type and size (the one place a fuller check, e.g. every file's CRC32C, is added).
+// 1. checkBackup(): the backup verifies exactly as `hotbackup verify` checks it (src/verify.ts).
 // 2. The target must be absent or an empty directory.
 // 3. In the undo journal (src/journal.ts), so a restore killed half way is rolled back by the
 //    next hotbackup run: create the target (undo: remove it, or empty it if it existed), copy
@@ -16,134 +15,45 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Journal } from './journal.js';
+import {
+  type Manifest, MANIFEST_NAME, type ManifestEntry, parseManifest, type ProblemKind, verifyBackup, type VerifyProblem,
+} from './verify.js';
 import { registerUndo } from './journal.js';
 import {
   binlogBasename, findMariadb, MariaServer, type MariadbInstall,
 } from './mariadb/server.js';
 
-export const MANIFEST_NAME = 'hotbackup_manifest.json';
-const CRC_MARKER = ',"manifest_crc32c":"';
-
-export interface ManifestEntry {
-  path: string;
-  type: 'file' | 'dir' | 'symlink';
-  mode: number;
-  size?: number;
-  crc32c?: string;
-  target?: string;
-}
-
-export interface Manifest {
-  format: string;
-  pid: number;
-  sources: { path: string; dest: string }[];
-  started_at: number;
-  cut_at: number;
-  finished_at: number;
-  cut_stall_us: number | null;
-  bytes_copied: number;
-  bytes_mirrored: number;
-  files: number;
-  entries: ManifestEntry[];
-  manifest_crc32c: string;
-}
-
 /** Why a backup cannot be restored; `code` is stable for scripts. */
 export class BackupCheckError extends Error {
-  constructor(readonly code: 'no_manifest' | 'bad_manifest' | 'manifest_crc' | 'missing_entry' | 'wrong_type' | 'wrong_size' | 'bad_path',
-    message: string, readonly path?: string) {
+  constructor(readonly code: string, message: string, readonly path?: string) {
     super(message);
   }
 }
 
-// ---- CRC32C (Castagnoli), table driven --------------------------------------------------
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32c(buf: Uint8Array, crc = 0): number {
-  let c = ~crc >>> 0;
-  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-export function crcHex(n: number): string {
-  return n.toString(16).padStart(8, '0');
-}
-
-/** Reads and checks the manifest text: present, JSON, format, own CRC32C. */
-export function readManifest(backupDir: string): Manifest {
-  const p = join(backupDir, MANIFEST_NAME);
-  let raw: Buffer;
-  try {
-    raw = readFileSync(p);
-  } catch (e) {
-    throw new BackupCheckError('no_manifest', `${backupDir} has no ${MANIFEST_NAME}: it is not a complete backup ` +
-      `(${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, p);
-  }
-  const text = raw.toString('latin1');
-  const at = text.lastIndexOf(CRC_MARKER);
-  if (at < 0) throw new BackupCheckError('bad_manifest', `${p} has no manifest_crc32c field`, p);
-  const stated = text.slice(at + CRC_MARKER.length, at + CRC_MARKER.length + 8);
-  const actual = crcHex(crc32c(raw.subarray(0, at)));
-  if (stated.toLowerCase() !== actual) {
-    throw new BackupCheckError('manifest_crc', `${p} is damaged: its CRC32C is ${actual}, the manifest says ${stated}`, p);
-  }
-  let m: Manifest;
-  try {
-    m = JSON.parse(raw.toString('utf8'));
-  } catch (e) {
-    throw new BackupCheckError('bad_manifest', `${p} is not valid JSON: ${(e as Error).message}`, p);
-  }
-  if (m.format !== 'hotbackup-manifest-1' || !Array.isArray(m.entries)) {
-    throw new BackupCheckError('bad_manifest', `${p}: unknown format ${JSON.stringify(m.format)}`, p);
-  }
-  return m;
-}
-
-/** A manifest path must stay inside the backup. */
-function safeRel(rel: string): boolean {
-  return !!rel && !rel.startsWith('/') && !rel.split('/').some((c) => c === '..' || c === '' || c === '.');
-}
-
-export interface CheckOptions {
-  /** Reserved for a fuller check (every file's CRC32C); the verify command extends this function. */
-  contents?: boolean;
-}
+// The verifier's problem kinds, most telling first, and the codes restore reports for them.
+const CHECK_CODES: [ProblemKind, string][] = [
+  ['incomplete', 'no_manifest'], ['manifest_checksum', 'manifest_crc'], ['manifest_invalid', 'bad_manifest'],
+  ['missing', 'missing_entry'], ['type', 'wrong_type'], ['size', 'wrong_size'], ['checksum', 'wrong_checksum'],
+  ['symlink_target', 'wrong_symlink'], ['mode', 'wrong_mode'], ['unreadable', 'unreadable'], ['unlisted', 'unlisted_entry'],
+];
 
 /**
- * The backup check restore runs before it touches anything: manifest present with a valid
- * CRC32C, every entry present with its type (and size for files). Throws BackupCheckError.
+ * The check restore runs before it touches anything: the whole verification of
+ * `hotbackup verify` (manifest intact, every entry present with its type, mode, size and
+ * CRC32C, nothing unlisted). Resolves to the manifest; throws BackupCheckError.
  */
-export function checkBackup(backupDir: string, opts: CheckOptions = {}): Manifest {
-  const m = readManifest(backupDir);
-  for (const e of m.entries) {
-    if (!safeRel(e.path)) throw new BackupCheckError('bad_path', `manifest entry ${JSON.stringify(e.path)} is not a relative path inside the backup`, e.path);
-    const p = join(backupDir, e.path);
-    let st;
-    try {
-      st = lstatSync(p);
-    } catch {
-      throw new BackupCheckError('missing_entry', `${e.path} is listed in the manifest but missing from ${backupDir}`, p);
-    }
-    const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'other';
-    if (type !== e.type) throw new BackupCheckError('wrong_type', `${e.path} is a ${type} in the backup, the manifest says ${e.type}`, p);
-    if (e.type === 'file' && e.size !== undefined && st.size !== e.size) {
-      throw new BackupCheckError('wrong_size', `${e.path} has ${st.size} bytes, the manifest says ${e.size}`, p);
-    }
-    if (opts.contents && e.type === 'file' && e.crc32c) {
-      const actual = crcHex(crc32c(readFileSync(p)));
-      if (actual !== e.crc32c.toLowerCase()) {
-        throw new BackupCheckError('wrong_size', `${e.path} has CRC32C ${actual}, the manifest says ${e.crc32c}`, p);
-      }
-    }
+export async function checkBackup(backupDir: string): Promise<Manifest> {
+  const report = await verifyBackup(backupDir);
+  if (report.status !== 'verified') {
+    const ranked = CHECK_CODES.map(([kind, code]) => ({ code, p: report.problems.find((x) => x.kind === kind) }))
+      .find((r) => r.p) ?? { code: report.problems[0]?.kind ?? 'unverified', p: report.problems[0] };
+    const more = report.problems.length > 1 ? ` (and ${report.problems.length - 1} more problem(s): hotbackup verify lists them)` : '';
+    throw new BackupCheckError(ranked.code, `${backupDir} does not verify: ${ranked.p?.message ?? report.status}${more}`,
+      ranked.p?.path ? join(backupDir, ranked.p.path) : undefined);
   }
+  const problems: VerifyProblem[] = [];
+  const m = parseManifest(readFileSync(join(backupDir, MANIFEST_NAME)), problems);
+  if (!m) throw new BackupCheckError('bad_manifest', problems[0]?.message ?? 'unreadable manifest');
   return m;
 }
 
@@ -256,8 +166,8 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
   if (rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep))) {
     throw new TargetNotEmptyError(`the target ${target} is inside the backup ${backup}`);
   }
-  const m = checkBackup(backup);
-  log(`backup ${backup}: manifest OK (${m.entries.length} entries, cut at ${new Date(m.cut_at).toISOString()})`);
+  const m = await checkBackup(backup);
+  log(`backup ${backup}: verified (${m.entries.length} entries, cut at ${m.cut_at ? new Date(m.cut_at).toISOString() : "unknown"})`);
 
   if (existsSync(target)) {
     const st = lstatSync(target);
@@ -347,7 +257,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
   if (o.owner) lchownSync(target, o.owner.uid, o.owner.gid);
   fsyncPath(target);
   fsyncPath(dirname(target));
-  return { backup, target, moved: !!o.move, files, dirs, symlinks, bytes, cut_at: m.cut_at, duration_ms: Date.now() - t0 };
+  return { backup, target, moved: !!o.move, files, dirs, symlinks, bytes, cut_at: m.cut_at ?? 0, duration_ms: Date.now() - t0 };
 }
 
 /** After a successful --move: the emptied backup keeps its hidden manifest renamed to say so. */

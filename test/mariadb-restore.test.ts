@@ -17,7 +17,9 @@ import { MariaServer } from '../src/mariadb/server.js';
 import { restoreTest } from '../src/mariadb/restore-test.js';
 import { openCatalog } from '../src/catalog.js';
 import { Journal } from '../src/journal.js';
-import { BackupCheckError, checkBackup, crc32c, crcHex, MANIFEST_NAME, resolveOwner } from '../src/restore.js';
+import { BackupCheckError, checkBackup, resolveOwner } from '../src/restore.js';
+import { MANIFEST_NAME } from '../src/verify.js';
+import { crc32cTs as crc32c, hex as crcHex } from './verify-helpers.js';
 import { freshDatadir, mariadbOrSkip, scratch, SHIM, waitUntil } from './mariadb-helpers.js';
 
 const { install, skip } = mariadbOrSkip('test/mariadb-restore.test.ts');
@@ -49,6 +51,9 @@ function fakeBackup(dir: string): void {
   symlinkSync('t.frm', join(dir, 'db', 'link'));
   chmodSync(join(dir, 'db', 't.frm'), 0o640);
   chmodSync(join(dir, 'db', 'sub'), 0o750);
+  chmodSync(join(dir, 'db'), 0o700);
+  chmodSync(join(dir, 'db', 'sub', 'x.dat'), 0o600);
+  chmodSync(join(dir, 'ibdata1'), 0o660);
   writeFileSync(join(dir, 'hotbackup_log.txt'), 'tool file, not data');
   const entries = [
     { path: 'db', type: 'dir', mode: 0o700 },
@@ -67,29 +72,32 @@ test('CRC32C is Castagnoli (check value of "123456789")', () => {
   assert.equal(crcHex(crc32c(Buffer.from('123456789'))), 'e3069283');
 });
 
-test('restore checks the backup first: no manifest, a damaged manifest, a missing or resized file are refused', (t) => {
+test('restore checks the backup first: no manifest, a damaged manifest, a missing or resized file are refused', async (t) => {
   const sc = scratch(t, 'hb-restore-check-');
   const b = join(sc.dir, 'b');
   fakeBackup(b);
-  assert.equal(checkBackup(b).entries.length, 6);
-  const expectCode = (code: string, fn: () => void) => {
-    assert.throws(fn, (e: unknown) => e instanceof BackupCheckError && e.code === code, `expected ${code}`);
+  assert.equal((await checkBackup(b)).entries.length, 6);
+  const expectCode = async (code: string, fn: () => Promise<unknown>) => {
+    await assert.rejects(fn, (e: unknown) => e instanceof BackupCheckError && e.code === code, `expected ${code}`);
   };
   // One byte of the manifest changed (a size): the CRC no longer matches.
   const m = readFileSync(join(b, MANIFEST_NAME), 'utf8');
   writeFileSync(join(b, MANIFEST_NAME), m.replace('"size":1234', '"size":1235'));
-  expectCode('manifest_crc', () => checkBackup(b));
+  await expectCode('manifest_crc', () => checkBackup(b));
   writeFileSync(join(b, MANIFEST_NAME), m);
   writeFileSync(join(b, 'db', 'sub', 'x.dat'), 'short');
-  expectCode('wrong_size', () => checkBackup(b));
+  await expectCode('wrong_size', () => checkBackup(b));
   writeFileSync(join(b, 'db', 'sub', 'x.dat'), 'x'.repeat(1234));
-  checkBackup(b);
+  await checkBackup(b);
+  writeFileSync(join(b, 'db', 'sub', 'x.dat'), 'y'.repeat(1234));
+  await expectCode('wrong_checksum', () => checkBackup(b));
+  writeFileSync(join(b, 'db', 'sub', 'x.dat'), 'x'.repeat(1234));
   writeFileSync(join(b, 'ibdata1.tmp'), '');
   renameSync(join(b, 'ibdata1'), join(b, 'ibdata1.moved'));
-  expectCode('missing_entry', () => checkBackup(b));
+  await expectCode('missing_entry', () => checkBackup(b));
   renameSync(join(b, 'ibdata1.moved'), join(b, 'ibdata1'));
   rmSync(join(b, MANIFEST_NAME));
-  expectCode('no_manifest', () => checkBackup(b));
+  await expectCode('no_manifest', () => checkBackup(b));
   sc.passed();
 });
 
@@ -155,16 +163,16 @@ test('a restore killed after copying is rolled back by the next hotbackup comman
 
   const target2 = join(sc.dir, 't2');
   await killAt(['restore', b, target2, '--move'], env, 'move_file:after');
-  assert.throws(() => checkBackup(b), 'while a --move runs, the backup must not look complete');
+  await assert.rejects(() => checkBackup(b), 'while a --move runs, the backup must not look complete');
   const rec = await cli(['recover'], env);
   assert.equal(rec.code, 0, rec.stderr + rec.stdout);
-  checkBackup(b, { contents: true }); // everything moved back, the manifest in place again
+  await checkBackup(b); // everything moved back, the manifest in place again
   assert.ok(!existsSync(target2));
   // And a --move that completes uses the backup up: it no longer looks complete.
   const ok = await cli(['restore', b, target2, '--move'], env);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(readFileSync(join(target2, 'db', 't.frm'), 'utf8'), 'frm bytes');
-  assert.throws(() => checkBackup(b));
+  await assert.rejects(() => checkBackup(b));
   sc.passed();
 });
 
