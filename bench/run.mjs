@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [--out DIR] [--work DIR] [--keep] | [--report RESULTS.json]
+// npm run bench [-- --quick] [--out DIR] [--work DIR] [--keep] [--cache warm|cold] | [--report RESULTS.json]
 //
 // Measures hotbackup against its baselines on this machine, in one run, alternating the sides
 // of every comparison over repetitions (issue 6; targets in DESIGN.md):
@@ -75,7 +75,8 @@ async function main() {
   const git = (a) => sh('git', ['-C', ROOT, ...a], { allowFail: true }).stdout.trim();
   const bins = { ...mariadbBinaries(), mariabackup: mariadbBinaries().backup, taskset: which('taskset'), gcc: which('gcc') };
   const haveMaria = !!(bins.mariadbd && bins.installDb && bins.client && bins.sysbench && bins.mariabackup);
-  const cache = P.cache === 'cold' && canDropCaches() ? 'cold' : 'warm';
+  const wantCache = opt('--cache') ?? P.cache; // --cache warm|cold overrides the mode's default
+  const cache = wantCache === 'cold' && canDropCaches() ? 'cold' : 'warm';
   const ctx = { P, quick, work, shim, bins, cache, cpus: cpus().length,
     cliEnv: { HOTBACKUP_CATALOG: join(work, 'catalog.db') } };
   process.env.HOTBACKUP_CATALOG = join(work, 'catalog.db');

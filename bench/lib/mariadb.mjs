@@ -67,6 +67,7 @@ export class Server {
       env.LD_PRELOAD = this.shim;
       env.HOTBACKUP_SOCKET = this.control;
       env.HOTBACKUP_SERVE = 'mariadbd';
+      Object.assign(env, this.env ?? {});
     }
     const out = openSync(join(this.runDir, 'stdout.log'), 'a');
     const t0 = mono();

@@ -2,12 +2,12 @@
 // goes into the results JSON as is; every number in it was measured in this run.
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { backupViaCli, backupViaSocket, cliHasCommand, CLI, pollUntilEnd, request, ROOT, status } from './hotbackup.mjs';
+import { backupViaCli, backupViaSocket, cliHasCommand, CLI, pollUntilEnd, request, ROOT, shimTimes, status } from './hotbackup.mjs';
 import { installDb, Server, waitAnswering } from './mariadb.mjs';
 import { prepare, startLoad } from './sysbench.mjs';
 import {
-  alternate, dropCaches, log, median, mono, procStatus, resetPeakRss, rmrf, round, run, sh, sleep, summary, timed,
-  treeSize, warmTree, quantile,
+  alternate, cpuSampler, cpuWindow, dropCaches, log, median, mono, procStatus, resetPeakRss, rmrf, round, run, sh, sleep, summary,
+  timed, treeSize, warmTree, quantile,
 } from './util.mjs';
 
 const ratioSummary = (pairs) => summary(pairs);
@@ -74,8 +74,9 @@ export async function idleMicro(ctx) {
 
 // ---- helpers for servers ---------------------------------------------------------------
 
-function newServer(ctx, name, datadir, shim, extra = []) {
+function newServer(ctx, name, datadir, shim, extra = [], env = {}) {
   return new Server({
+    env,
     datadir,
     sock: join(ctx.work, `${name}.sock`),
     control: join(ctx.work, `${name}.ctl`),
@@ -182,38 +183,56 @@ async function loadRun(ctx, s, o) {
   const { P } = ctx;
   const l = startLoad({ sock: s.sock, db: 'sbtest', tables: P.base.tables, size: P.base.size, script: P.load.script,
     threads: P.load.threads, seconds: P.load.seconds, outDir: join(ctx.work, 'sb', o.tag) });
+  const cpu = cpuSampler(s.pid, 250);
   let backup = null;
   if (o.backup) {
     await sleep(P.load.backupAt * 1000);
     backup = await o.backup();
   }
   const r = await l.done;
-  return { startedAt: l.startedAt, lat: r.lat, summary: r.summary, backup };
+  return { startedAt: l.startedAt, lat: r.lat, summary: r.summary, backup, cpu: cpu.stop() };
 }
 
 function windowFigures(run, rel0, rel1) {
   return run.lat.window(run.startedAt + rel0 * 1000, run.startedAt + rel1 * 1000);
 }
 
+function cpuFigures(run, rel0, rel1) {
+  const w = cpuWindow(run.cpu, run.startedAt + rel0 * 1000, run.startedAt + rel1 * 1000);
+  return w && Object.fromEntries(Object.entries(w).map(([k, v]) => [k, round(v, 3)]));
+}
+
 export async function underLoad(ctx) {
   const { P } = ctx;
   const modes = {
-    hotbackup: { shim: true },
-    hotbackup_throttled: { shim: true, throttle: P.load.throttle },
-    mariabackup: { shim: false },
+    hotbackup: { server: 'shim' },
+    hotbackup_throttled: { server: 'shim', throttle: P.load.throttle },
+    mariabackup: { server: 'plain' },
+    // Diagnostic: the backup copies everything, then the copier is held before the cut (test
+    // hook), so capture runs on every file with no copying: the window is that pause alone.
+    capture_only: { server: 'hooks', diagnostic: true },
   };
   const out = { status: 'ok', settings: { threads: P.load.threads, seconds: P.load.seconds, backup_at_s: P.load.backupAt,
     script: P.load.script, reps: P.load.reps, throttle_bytes_per_sec: P.load.throttle,
     window: 'from the start request to the end of the backup (hotbackup: state done seen by a 100 ms status poll; ' +
-      'mariabackup: process exit); the baseline is the same window of a run with no backup' }, modes: {} };
+      'mariabackup: process exit); the baseline is the same window of a run with no backup',
+    capture_only: 'diagnostic mode: a server with HOTBACKUP_TEST_HOOKS=1; the backup copies everything, then the copier is held ' +
+      `before the cut for ${P.load.captureHold} s (test_pause "cut"): the window is that hold, when every write is captured and nothing is copied` },
+  modes: {} };
   const keep = {};
-  const servers = { true: newServer(ctx, 'load-shim', ctx.datadir, true), false: newServer(ctx, 'load-plain', ctx.datadir, false) };
-  for (const shimSide of [true, false]) {
-    const s = servers[shimSide];
+  const servers = {
+    shim: newServer(ctx, 'load-shim', ctx.datadir, true),
+    plain: newServer(ctx, 'load-plain', ctx.datadir, false),
+    hooks: newServer(ctx, 'load-hooks', ctx.datadir, true, [], { HOTBACKUP_TEST_HOOKS: '1' }),
+  };
+  for (const kind of ['shim', 'plain', 'hooks']) {
+    const s = servers[kind];
+    if (kind === 'hooks' && !P.load.captureReps) continue;
     await s.start();
     for (let rep = 0; rep < P.load.reps; rep++) {
       for (const [mode, m] of Object.entries(modes)) {
-        if (m.shim !== shimSide) continue;
+        if (m.server !== kind) continue;
+        if (m.diagnostic && rep >= P.load.captureReps) continue;
         out.modes[mode] ??= { reps: [] };
         const pair = {};
         for (const side of alternate(['baseline', 'backup'], rep)) {
@@ -225,6 +244,7 @@ export async function underLoad(ctx) {
             mkdirSync(join(ctx.work, 'bk'), { recursive: true });
             backupFn = mode === 'mariabackup'
               ? () => mariabackupRun(ctx, s, dest)
+              : mode === 'capture_only' ? () => captureOnlyRun(ctx, s, dest)
               : async () => {
                 const r = await backupViaSocket(s.control, dest, { throttle: m.throttle, pollMs: 100 });
                 return { ...r, t0: r.requested_at, t1: r.observed_done_at, dest };
@@ -245,6 +265,8 @@ export async function underLoad(ctx) {
           tps_ratio: wb.tps / w0.tps,
           p99_ratio: wb.latency_p99_ms / w0.latency_p99_ms,
           whole_run: { backup: pair.backup.summary, baseline: pair.baseline.summary },
+          // CPU in the window: the server process (CPUs busy on average) and the machine (shares of all CPUs)
+          cpu: { backup: cpuFigures(pair.backup, rel0, rel1), baseline: cpuFigures(pair.baseline, rel0, rel1) },
           series: {
             backup: pair.backup.lat.series(pair.backup.startedAt, P.load.seconds, 1000),
             baseline: pair.baseline.lat.series(pair.baseline.startedAt, P.load.seconds, 1000),
@@ -259,7 +281,11 @@ export async function underLoad(ctx) {
           if (cutRel !== null) {
             const inB = pair.backup.lat.inflight(b.final.cut_at);
             const inA = pair.baseline.lat.inflight(pair.baseline.startedAt + cutRel * 1000);
+            // The same measure at 40 instants spread over the backup window: is the cut worse than any other moment?
+            const inst = Array.from({ length: 40 }, (_, i) => rel0 + ((i + 0.5) / 40) * (rel1 - rel0));
+            const spread = (run) => summary(inst.map((t) => run.lat.inflight(run.startedAt + t * 1000).max_latency_ms ?? 0));
             rec.cut_client = { backup_inflight: inB, baseline_inflight: inA,
+              backup_window_inflight_max_ms: spread(pair.backup), baseline_window_inflight_max_ms: spread(pair.baseline),
               backup_max_ms_near_cut: windowFigures(pair.backup, cutRel - 0.5, cutRel + 0.5).latency_max_ms,
               baseline_max_ms_near_cut: windowFigures(pair.baseline, cutRel - 0.5, cutRel + 0.5).latency_max_ms };
           }
@@ -268,7 +294,7 @@ export async function underLoad(ctx) {
           `(${(rec.tps_ratio * 100).toFixed(1)}%), max ${wb.latency_max_ms?.toFixed(1)} vs ${w0.latency_max_ms?.toFixed(1)} ms` +
           (rec.hotbackup ? `, cut stall ${rec.hotbackup.cut_stall_us} us, mirrored ${rec.hotbackup.bytes_mirrored} B` : ''));
         out.modes[mode].reps.push(rec);
-        if (rep === P.load.reps - 1) keep[mode] = b.dest;
+        if (rep === P.load.reps - 1 && (mode === 'hotbackup' || mode === 'mariabackup')) keep[mode] = b.dest;
         else rmrf(b.dest);
       }
     }
@@ -284,6 +310,12 @@ export async function underLoad(ctx) {
     m.backup_p99_ms = summary(r.map((x) => x.backup.latency_p99_ms));
     m.baseline_p99_ms = summary(r.map((x) => x.baseline.latency_p99_ms));
     m.backup_tps = summary(r.map((x) => x.backup.tps));
+    m.server_cpus_backup = summary(r.map((x) => x.cpu.backup?.server_cpus));
+    m.server_cpus_baseline = summary(r.map((x) => x.cpu.baseline?.server_cpus));
+    m.machine_busy_backup = summary(r.map((x) => x.cpu.backup?.machine_busy));
+    m.machine_busy_baseline = summary(r.map((x) => x.cpu.baseline?.machine_busy));
+    m.machine_iowait_backup = summary(r.map((x) => x.cpu.backup?.machine_iowait));
+    m.machine_iowait_baseline = summary(r.map((x) => x.cpu.baseline?.machine_iowait));
     m.baseline_tps = summary(r.map((x) => x.baseline.tps));
     if (mode !== 'mariabackup') {
       m.cut_stall_us = summary(r.map((x) => x.hotbackup.cut_stall_us));
@@ -291,12 +323,38 @@ export async function underLoad(ctx) {
       m.bytes_copied = summary(r.map((x) => x.hotbackup.bytes_copied));
       m.cut_inflight_max_ms = summary(r.map((x) => x.cut_client?.backup_inflight.max_latency_ms));
       m.baseline_inflight_max_ms = summary(r.map((x) => x.cut_client?.baseline_inflight.max_latency_ms));
+      m.window_inflight_max_ms = summary(r.map((x) => x.cut_client?.backup_window_inflight_max_ms.max));
+      m.window_inflight_median_ms = summary(r.map((x) => x.cut_client?.backup_window_inflight_max_ms.median));
     } else {
       m.backup_s = summary(r.map((x) => x.mariabackup.backup_s));
     }
   }
   ctx.kept = keep;
   return out;
+}
+
+async function captureOnlyRun(ctx, s, dest) {
+  const { P } = ctx;
+  const arm = await request(s.control, { op: 'test_pause', point: 'cut', on: true });
+  if (!arm.ok) throw new Error(`test_pause: ${JSON.stringify(arm.error)}`);
+  const loadEnd = Date.now() + (P.load.seconds - P.load.backupAt) * 1000;
+  const r = await request(s.control, { op: 'start', dest });
+  if (!r.ok) throw new Error(`start: ${JSON.stringify(r.error)}`);
+  for (;;) {
+    const p = await request(s.control, { op: 'test_paused' });
+    if (p.paused === 'cut') break;
+    const st = await status(s.control);
+    if (st.state !== 'copying') throw new Error(`capture_only: backup ended ${st.state} before the cut pause`);
+    await sleep(50);
+  }
+  const t0 = Date.now();
+  const hold = Math.max(1000, Math.min(P.load.captureHold * 1000, loadEnd - t0 - 2000));
+  await sleep(hold);
+  const t1 = Date.now();
+  await request(s.control, { op: 'test_pause', point: 'cut', on: false });
+  const { final } = await pollUntilEnd(s.control, 100);
+  if (final.state !== 'done') throw new Error(`capture_only backup ended ${final.state}`);
+  return { t0, t1, dest, final, ...shimTimes(final), wall_s: (t1 - t0) / 1000 };
 }
 
 async function mariabackupRun(ctx, s, dest) {

@@ -45,6 +45,13 @@ export function lineChart(o) {
   out.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title ?? '')}</text>`);
   for (const [i, b] of (o.bands ?? []).entries()) {
     const c = b.color ?? ['#ffd54f', '#90caf9', '#a5d6a7', '#ef9a9a'][i % 4];
+    if (o.bandStyle === 'bars') {
+      // one strip per band along the bottom of the plot, so windows of different lengths stay readable
+      const y = H - m.b - 12 * (o.bands.length - i);
+      out.push(`<rect x="${sx(b.x0)}" y="${y}" width="${Math.max(1, sx(b.x1) - sx(b.x0))}" height="10" fill="${c}" fill-opacity="0.8"/>`);
+      if (b.label) out.push(`<text x="${sx(b.x1) + 4}" y="${y + 9}" fill="#333">${esc(b.label)}</text>`);
+      continue;
+    }
     out.push(`<rect x="${sx(b.x0)}" y="${m.t}" width="${Math.max(1, sx(b.x1) - sx(b.x0))}" height="${H - m.t - m.b}" fill="${c}" fill-opacity="0.35"/>`);
     if (b.label) out.push(`<text x="${sx(b.x0) + 3}" y="${m.t + 12 + 12 * i}" fill="#555">${esc(b.label)}</text>`);
   }

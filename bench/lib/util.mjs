@@ -176,3 +176,71 @@ export function resetPeakRss(pid) {
     return false;
   }
 }
+
+// ---- CPU accounting (diagnostics of the under-load runs) ----------------------------------
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** utime+stime of a process or thread, seconds. */
+export function cpuSeconds(statPath) {
+  try {
+    const t = readFileSync(statPath, 'utf8');
+    const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14, 15 of stat
+  } catch {
+    return null;
+  }
+}
+
+/** Per-thread CPU seconds of a process: Map tid -> seconds. */
+export function threadCpu(pid) {
+  const m = new Map();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) m.set(tid, cpuSeconds(`/proc/${pid}/task/${tid}/stat`));
+  } catch { /* process gone */ }
+  return m;
+}
+
+/** Machine-wide CPU counters from /proc/stat, seconds: busy, idle, iowait. */
+export function systemCpu() {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line;
+  return { busy: (user + nice + system + irq + softirq) / CLK_TCK, idle: idle / CLK_TCK, iowait: iowait / CLK_TCK, steal: (steal || 0) / CLK_TCK };
+}
+
+/** Samples a process's CPU and the machine's every periodMs until stop(). */
+export function cpuSampler(pid, periodMs = 250) {
+  const samples = [];
+  const take = () => samples.push({ t: Date.now(), proc: cpuSeconds(`/proc/${pid}/stat`), sys: systemCpu() });
+  take();
+  const timer = setInterval(take, periodMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      return samples;
+    },
+  };
+}
+
+/** CPU use in [t0, t1] (epoch ms) from sampler samples: server CPU-seconds per second, machine busy/iowait shares. */
+export function cpuWindow(samples, t0, t1) {
+  const at = (t) => {
+    let best = samples[0];
+    for (const s of samples) if (Math.abs(s.t - t) < Math.abs(best.t - t)) best = s;
+    return best;
+  };
+  const a = at(t0);
+  const b = at(t1);
+  const secs = (b.t - a.t) / 1000;
+  if (secs <= 0) return null;
+  const tot = (x) => x.busy + x.idle + x.iowait + x.steal;
+  const all = tot(b.sys) - tot(a.sys);
+  return {
+    seconds: secs,
+    server_cpus: (b.proc - a.proc) / secs,
+    machine_busy: all > 0 ? (b.sys.busy - a.sys.busy) / all : null,
+    machine_iowait: all > 0 ? (b.sys.iowait - a.sys.iowait) / all : null,
+    machine_steal: all > 0 ? (b.sys.steal - a.sys.steal) / all : null,
+  };
+}
