@@ -116,7 +116,11 @@ function lexists(p: string): boolean {
 
 export interface RestoreOptions {
   backup: string;
+  /** Where a one-source backup goes; for a backup of several sources, the directory that
+   *  receives each source's subdirectory unless `map` sends it elsewhere. */
   target: string;
+  /** Backup subdirectory name (the manifest's `sources[].dest`) → absolute target directory. */
+  map?: Record<string, string>;
   move?: boolean;
   owner?: { uid: number; gid: number } | null;
   journal: Journal;
@@ -126,6 +130,8 @@ export interface RestoreOptions {
 export interface RestoreReport {
   backup: string;
   target: string;
+  /** Every source directory of the backup and where it was restored. */
+  places: { source: string; dest: string; target: string }[];
   moved: boolean;
   files: number;
   dirs: number;
@@ -156,19 +162,40 @@ function firstMissing(p: string): string | null {
   return top;
 }
 
-export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
-  const t0 = Date.now();
-  const backup = resolve(o.backup);
-  const target = resolve(o.target);
-  const log = o.log ?? (() => {});
-  const j = o.journal;
-  const rel = relative(backup, target);
-  if (rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep))) {
-    throw new TargetNotEmptyError(`the target ${target} is inside the backup ${backup}`);
-  }
-  const m = await checkBackup(backup);
-  log(`backup ${backup}: verified (${m.entries.length} entries, cut at ${m.cut_at ? new Date(m.cut_at).toISOString() : "unknown"})`);
+/** One source directory of the backup and the directory it is restored into. */
+interface Place {
+  source: string;
+  /** Its subdirectory in the backup ('' when the backup is that one source). */
+  prefix: string;
+  target: string;
+}
 
+/** Where each source directory of the backup goes (README: "restore"). */
+export function restorePlaces(m: Manifest, target: string, map: Record<string, string> = {}): Place[] {
+  const sources = m.sources?.length ? m.sources : [{ path: '', dest: '.' }];
+  const known = new Set(sources.map((s) => s.dest));
+  for (const name of Object.keys(map)) {
+    if (!known.has(name)) {
+      throw new TargetNotEmptyError(`--map ${name}=...: the backup has no source directory named ${name} ` +
+        `(it has: ${[...known].join(', ')})`);
+    }
+  }
+  const places = sources.map((s) => {
+    const prefix = s.dest === '.' ? '' : s.dest;
+    return { source: s.path, prefix, target: resolve(map[s.dest] ?? (prefix ? join(target, prefix) : target)) };
+  });
+  for (const a of places) {
+    for (const b of places) {
+      if (a !== b && (a.target === b.target || a.target.startsWith(b.target + sep))) {
+        throw new TargetNotEmptyError(`two source directories would be restored into one place: ${a.target} and ${b.target}`);
+      }
+    }
+  }
+  return places;
+}
+
+/** Absent, or an empty directory: prepared in the journal (undo: remove or empty it again). */
+async function prepareTarget(target: string, j: Journal): Promise<void> {
   if (existsSync(target)) {
     const st = lstatSync(target);
     if (!st.isDirectory()) throw new TargetNotEmptyError(`the target ${target} exists and is not a directory`);
@@ -184,8 +211,34 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
     await j.step('create_target', { action: 'remove_created_dir', args: { path: top }, description: `remove ${top}` },
       () => { mkdirSync(target, { recursive: true, mode: 0o700 }); });
   }
+}
 
-  const entries = [...m.entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
+  const t0 = Date.now();
+  const backup = resolve(o.backup);
+  const log = o.log ?? (() => {});
+  const j = o.journal;
+  const m = await checkBackup(backup);
+  log(`backup ${backup}: verified (${m.entries.length} entries, cut at ${m.cut_at ? new Date(m.cut_at).toISOString() : 'unknown'})`);
+  const places = restorePlaces(m, o.target, o.map);
+  for (const p of places) {
+    const rel = relative(backup, p.target);
+    if (rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep))) {
+      throw new TargetNotEmptyError(`the target ${p.target} is inside the backup ${backup}`);
+    }
+  }
+  for (const p of places) await prepareTarget(p.target, j);
+
+  // Every entry with the place it belongs to and its path there ('' = the place's top).
+  const located = [...m.entries]
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    .map((e) => {
+      const p = places.find((x) => !x.prefix || e.path === x.prefix || e.path.startsWith(x.prefix + '/'));
+      if (!p) throw new BackupCheckError('bad_path', `${e.path} is in none of the backup's source directories`, join(backup, e.path));
+      const inner = p.prefix ? e.path.slice(p.prefix.length + 1) : e.path;
+      return { e, place: p, dst: inner ? join(p.target, inner) : p.target };
+    });
+
   const manifestPath = join(backup, MANIFEST_NAME);
   const hidden = join(backup, `${MANIFEST_NAME}.restoring`);
   if (o.move) {
@@ -198,17 +251,15 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
   let dirs = 0;
   let symlinks = 0;
   let bytes = 0;
-  // Directories first (parents sort before children), each created with its mode.
-  for (const e of entries) {
-    const dst = join(target, e.path);
+  // Directories first (parents sort before children), each created private until its mode is set.
+  for (const { e, dst } of located) {
     if (e.type === 'dir') {
       mkdirSync(dst, { recursive: true, mode: 0o700 });
       dirs++;
     }
   }
-  const copyOne = async (e: ManifestEntry) => {
+  const copyOne = async (e: ManifestEntry, dst: string) => {
     const src = join(backup, e.path);
-    const dst = join(target, e.path);
     if (e.type === 'symlink') {
       symlinkSync(e.target ?? readlinkSync(src), dst);
       symlinks++;
@@ -235,29 +286,35 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreReport> {
     files++;
     bytes += e.size ?? 0;
   };
-  const rest = entries.filter((e) => e.type !== 'dir');
-  if (o.move) {
-    for (const e of rest) await copyOne(e);
-  } else {
-    // One step for the whole copy: its undo empties the target (which held nothing before).
-    await j.step('copy_files', { action: 'restore_empty_dir', args: { path: target }, description: `empty ${target}` },
-      async () => { for (const e of rest) await copyOne(e); });
+  for (const p of places) {
+    const rest = located.filter((x) => x.place === p && x.e.type !== 'dir');
+    if (o.move) {
+      for (const x of rest) await copyOne(x.e, x.dst);
+    } else {
+      // One step per place for the whole copy: its undo empties the target (which held nothing before).
+      await j.step('copy_files', { action: 'restore_empty_dir', args: { path: p.target }, description: `empty ${p.target}` },
+        async () => { for (const x of rest) await copyOne(x.e, x.dst); });
+    }
   }
   // Modes and owners of directories last (a read-only directory would refuse its children), then fsync.
-  for (const e of [...entries].reverse()) {
+  for (const { e, dst } of [...located].reverse()) {
     if (e.type === 'dir') {
-      const dst = join(target, e.path);
       chmodSync(dst, e.mode & 0o7777);
       if (o.owner) lchownSync(dst, o.owner.uid, o.owner.gid);
       fsyncPath(dst);
     } else if (e.type === 'symlink' && o.owner) {
-      lchownSync(join(target, e.path), o.owner.uid, o.owner.gid);
+      lchownSync(dst, o.owner.uid, o.owner.gid);
     }
   }
-  if (o.owner) lchownSync(target, o.owner.uid, o.owner.gid);
-  fsyncPath(target);
-  fsyncPath(dirname(target));
-  return { backup, target, moved: !!o.move, files, dirs, symlinks, bytes, cut_at: m.cut_at ?? 0, duration_ms: Date.now() - t0 };
+  for (const p of places) {
+    if (o.owner) lchownSync(p.target, o.owner.uid, o.owner.gid);
+    fsyncPath(p.target);
+    fsyncPath(dirname(p.target));
+  }
+  return {
+    backup, target: places[0].target, places: places.map((p) => ({ source: p.source, dest: p.prefix || '.', target: p.target })),
+    moved: !!o.move, files, dirs, symlinks, bytes, cut_at: m.cut_at ?? 0, duration_ms: Date.now() - t0,
+  };
 }
 
 /** After a successful --move: the emptied backup keeps its hidden manifest renamed to say so. */

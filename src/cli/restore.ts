@@ -6,6 +6,7 @@
 // is rolled back by the next hotbackup command. --recover runs MariaDB's crash recovery on the
 // target now (a throwaway mariadbd, shut down cleanly); --print-replication (implies --recover)
 // prints the coordinates and CHANGE MASTER TO statements a replica seeded from it starts with.
+import { resolve } from 'node:path';
 import { Journal } from '../journal.js';
 import {
   BackupCheckError, finishMove, recoverDatadir, type RecoverReport, resolveOwner, restoreBackup, TargetNotEmptyError,
@@ -20,11 +21,14 @@ export default defineCommand({
     ['hotbackup restore /backup/mon /var/lib/mysql-new --owner mysql --recover', 'copy, chown, run InnoDB recovery now'],
     ['hotbackup restore /backup/mon /var/lib/mysql-new --move', 'move the files out of the backup (same file system)'],
     ['hotbackup restore /backup/mon /srv/replica --print-replication', 'also print CHANGE MASTER TO for a new replica'],
+    ['hotbackup restore /backup/mon /srv/db --map data=/srv/db/data --map redo=/srv/db/redo', 'a backup of several source directories, each to its place'],
   ],
   builder: (y) =>
     jsonOption(y)
       .positional('backup', { type: 'string', describe: 'a complete backup (holds hotbackup_manifest.json)', demandOption: true })
       .positional('target', { type: 'string', describe: 'the new data directory (absent or empty)', demandOption: true })
+      .option('map', { type: 'string', array: true, requiresArg: true,
+        describe: 'backup of several sources: restore source NAME (its subdirectory in the backup) into DIR, as NAME=DIR (repeatable); unmapped ones go to TARGET/NAME' })
       .option('move', { type: 'boolean', default: false, describe: 'move the files instead of copying them (the backup is used up)' })
       .option('owner', { type: 'string', requiresArg: true, describe: 'chown everything to USER (name, uid or uid:gid), e.g. mysql' })
       .option('recover', { type: 'boolean', default: false, describe: 'start a throwaway mariadbd on the target so crash recovery runs now' })
@@ -40,13 +44,19 @@ export default defineCommand({
         throw new UserError(`--owner: ${(e as Error).message}`);
       }
     }
+    const map: Record<string, string> = {};
+    for (const m of (args.map as string[] | undefined) ?? []) {
+      const eq = m.indexOf('=');
+      if (eq <= 0 || eq === m.length - 1) throw new UserError(`--map ${m}: expected NAME=DIR, e.g. --map redo=/srv/db/redo`);
+      map[m.slice(0, eq)] = resolve(ctx.io.cwd, m.slice(eq + 1));
+    }
     const recover = args.recover || args.printReplication;
     const catalog = ctx.catalog();
     const j = Journal.begin(catalog, 'restore', ctx.argv, { env: ctx.env, log: (l) => ctx.log(l) });
     let report;
     let rec: RecoverReport | null = null;
     try {
-      report = await restoreBackup({ backup: args.backup!, target: args.target!, move: args.move, owner, journal: j, log: say });
+      report = await restoreBackup({ backup: args.backup!, target: resolve(ctx.io.cwd, args.target!), map, move: args.move, owner, journal: j, log: say });
       say(`restored ${report.files} files (${formatBytes(report.bytes)}), ${report.dirs} directories into ${report.target} ` +
         `in ${formatDuration(report.duration_ms / 1000)}${report.moved ? ' (moved)' : ''}`);
       if (recover) {
