@@ -463,6 +463,51 @@ export function writeReport(r, file, plotDir) {
     } else if (bv) out.push(`\nbench/verify.mjs (exit ${bv.exit}) gave no JSON:\n\n\`\`\`\n${bv.text}\n\`\`\``);
   } else out.push(notOk(s.verify));
   out.push('');
+  const diag = join(ROOT, 'bench', 'results', 'diagnose.json');
+  if (r.mode === 'full' && existsSync(diag)) out.push(...diagnostics(JSON.parse(readFileSync(diag, 'utf8'))));
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, out.join('\n').replace(/\n{3,}/g, '\n\n'));
+}
+
+/** The profiles of bench/diagnose.mjs (bench/results/diagnose.json), rendered as tables. */
+function diagnostics(d) {
+  const out = [];
+  const rows = (rs, n = 12) => rs.slice(0, n).map((x) => [x.syscall, x.calls, fx(x.seconds, 3), x.usecs_per_call]);
+  out.push('## Diagnostics (bench/diagnose.mjs)');
+  out.push('');
+  out.push(`Profiles taken by \`node bench/diagnose.mjs\` on ${d.date} (load average then: ${d.loadavg_at_start}), separately from the run ` +
+    'above: tracing slows what it traces, so read proportions (calls per file, per transaction, shares of CPU samples), not times. ' +
+    `Data: sysbench ${d.setup.tables} × ${d.setup.size} rows plus copies of its tables: ${gb(d.idle.datadir_bytes)} in ${d.idle.files} files, warm cache.`);
+  out.push('');
+  out.push(`Untraced idle backups of that datadir (shim's own timing) vs cp -a + sync: ${d.idle.untraced.map((u) => `${fx(u.shim_s, 2)} s = copy ${fx(u.copy_s, 2)} + seal ${fx(u.seal_s, 2)} vs cp ${fx(u.cp_s, 2)} s`).join('; ')}.`);
+  out.push('');
+  out.push('**Idle backup, `strace -c -f -w -p <mariadbd>`** (the shim\'s threads; the server is idle) and **`strace -c -f -w cp -a`**:');
+  out.push('');
+  const skip = new Set(['futex', 'restart_syscall', 'poll', 'rt_sigtimedwait', 'pselect6', 'accept4', 'recvfrom', 'sendto']);
+  out.push(table(['syscall (backup)', 'calls', 'seconds', 'µs/call'], rows(d.idle.strace_backup.rows.filter((x) => !skip.has(x.syscall)))));
+  out.push('');
+  out.push(table(['syscall (cp -a)', 'calls', 'seconds', 'µs/call'], rows(d.idle.strace_cp.rows, 6)));
+  out.push('');
+  out.push('**Idle backup, `perf record -e cpu-clock -g -p <mariadbd>`**: samples by object and the top symbols:');
+  out.push('');
+  out.push('```');
+  out.push(...d.idle.perf_backup.by_dso.slice(0, 5), '', ...d.idle.perf_backup.top_symbols.slice(0, 10));
+  out.push('```');
+  out.push('');
+  out.push(`**Many small files**: a backup of one schema directory of ${d.many.files} files (sources=[datadir/many]) took ${fx(d.many.shim_s, 2)} s; ` +
+    'syscalls per file (strace):');
+  out.push('');
+  out.push(table(['syscall', 'calls per file', 'ms per file (traced)'], Object.entries(d.many.per_file).map(([k, v]) => [k, v.calls_per_file, v.ms_per_file])));
+  out.push('');
+  const b = d.load.baseline;
+  const c = d.load.capture_only;
+  out.push(`**Under load** (sysbench oltp_write_only, 4 threads): 5 s with no backup vs 5 s of capture only (every file attached, copier held ` +
+    `before the cut; ${gb(c.bytes_mirrored_during)} mirrored meanwhile). Syscalls of mariadbd per transaction:`);
+  out.push('');
+  const names = [...new Set([...Object.keys(b.syscalls_per_txn), ...Object.keys(c.syscalls_per_txn)])].filter((k) => (b.syscalls_per_txn[k] ?? 0) + (c.syscalls_per_txn[k] ?? 0) >= 0.05);
+  out.push(table(['syscall', 'per transaction, no backup', 'per transaction, capturing'], names.map((k) => [k, b.syscalls_per_txn[k] ?? 0, c.syscalls_per_txn[k] ?? 0])));
+  out.push('');
+  out.push(`perf samples by object, no backup: ${b.perf_by_dso.slice(0, 4).join('; ')}. Capturing: ${c.perf_by_dso.slice(0, 5).join('; ')}.`);
+  out.push('');
+  return out;
 }

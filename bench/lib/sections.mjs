@@ -74,7 +74,7 @@ export async function idleMicro(ctx) {
 
 // ---- helpers for servers ---------------------------------------------------------------
 
-function newServer(ctx, name, datadir, shim, extra = [], env = {}) {
+export function newServer(ctx, name, datadir, shim, extra = [], env = {}) {
   return new Server({
     env,
     datadir,
@@ -491,7 +491,7 @@ async function copyCompare(ctx, s, sides, reps, tag, o = {}) {
 }
 
 /** Grows the datadir with copies of the sbtest tables until it holds ~target bytes. */
-async function growTo(ctx, s, targetBytes) {
+export async function growTo(ctx, s, targetBytes) {
   const { tables } = ctx.P.base;
   await s.query('CREATE DATABASE IF NOT EXISTS bulk');
   ctx.bulkN ??= 0;
