@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [--out DIR] [--work DIR] [--keep] [--cache warm|cold] | [--report RESULTS.json]
+// npm run bench [-- --quick] [--out DIR] [--work DIR] [--keep] [--cache warm|cold] [--budget-min N] | [--report RESULTS.json]
 //
 // Measures hotbackup against its baselines on this machine, in one run, alternating the sides
 // of every comparison over repetitions (issue 6; targets in DESIGN.md):
@@ -108,8 +108,15 @@ async function main() {
   };
 
   const sec = results.sections;
+  // --budget-min N: a section that would start after N minutes is skipped (and says so), so a
+  // slow machine still gets its results written in time.
+  const budgetMin = Number(opt('--budget-min') ?? 0);
   const attempt = async (name, fn) => {
     const t0 = Date.now();
+    if (budgetMin && (t0 - started) / 60000 > budgetMin) {
+      log(`${name} SKIPPED: the ${budgetMin} min budget is used up`);
+      return { status: 'skipped', reason: `not measured: the run's time budget (--budget-min ${budgetMin}) was used up before this section` };
+    }
     try {
       log(`== ${name}`);
       const r = await fn();
