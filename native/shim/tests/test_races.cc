@@ -105,16 +105,23 @@ TEST(create_rename_race) {
   during(t, "copy_start", [&] {
     for (int i = 0; i < 20; i++) {
       std::string a = t.path("A" + std::to_string(i)), b = t.path("B" + std::to_string(i));
-      std::atomic<bool> created{false};
+      std::atomic<bool> created{false}, creator_done{false};
       std::thread creator([&] {
         int fd = open(a.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
-        if (fd < 0) return;
-        created = true;
-        (void)!write(fd, "data", 4);
-        close(fd);
+        if (fd >= 0) {
+          created = true;
+          (void)!write(fd, "data", 4);
+          close(fd);
+        }
+        creator_done = true;
       });
       std::thread renamer([&] {
-        for (int k = 0; k < 100000 && rename(a.c_str(), b.c_str()) != 0; k++) std::this_thread::yield();
+        // until it succeeds; once the creator is done A exists, so one more try must do
+        for (;;) {
+          bool last = creator_done.load();
+          if (rename(a.c_str(), b.c_str()) == 0 || last) break;
+          std::this_thread::yield();
+        }
       });
       creator.join();
       renamer.join();
@@ -131,14 +138,21 @@ TEST(create_unlink_race) {
   during(t, "cut", [&] {
     for (int i = 0; i < 20; i++) {
       std::string a = t.path("A" + std::to_string(i));
+      std::atomic<bool> creator_done{false};
       std::thread creator([&] {
         int fd = open(a.c_str(), O_WRONLY | O_CREAT, 0644);
-        if (fd < 0) return;
-        (void)!write(fd, "data", 4);
-        close(fd);
+        if (fd >= 0) {
+          (void)!write(fd, "data", 4);
+          close(fd);
+        }
+        creator_done = true;
       });
       std::thread unlinker([&] {
-        for (int k = 0; k < 100000 && unlink(a.c_str()) != 0; k++) std::this_thread::yield();
+        for (;;) {
+          bool last = creator_done.load();
+          if (unlink(a.c_str()) == 0 || last) break;
+          std::this_thread::yield();
+        }
       });
       creator.join();
       unlinker.join();
