@@ -68,7 +68,7 @@ function runProgram(bin: string, build: string, timeoutMs: number): Promise<Resu
     env.ASAN_OPTIONS = env.ASAN_OPTIONS ?? 'abort_on_error=0:detect_leaks=1';
     env.UBSAN_OPTIONS = env.UBSAN_OPTIONS ?? 'print_stacktrace=1';
   }
-  if (build === 'tsan') env.TSAN_OPTIONS = env.TSAN_OPTIONS ?? 'second_deadlock_stack=1';
+  if (build === 'tsan') env.TSAN_OPTIONS = env.TSAN_OPTIONS ?? 'second_deadlock_stack=1:symbolize=0';
   return new Promise((resolvePromise) => {
     const child = spawn(bin, [], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

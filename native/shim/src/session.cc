@@ -573,9 +573,15 @@ void Session::process(const Job &job) {
     return;
   }
   ns.unlock();
+  // Read around the page cache where the file system allows it: a server writing with
+  // O_DIRECT (InnoDB) and a copier reading through the cache are not coherent in Linux, and a
+  // stale cached page copied after a mirrored write would put old bytes back in the backup.
+  char proc[64];
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", srcfd);
+  int directfd = sys::open_quietly(proc, O_RDONLY | O_DIRECT | O_CLOEXEC);
   // The size after attaching: every write that did not see the mirror finished before this.
   fstat(srcfd, &fst);
-  copy_chunks(*f, srcfd, *d, fst.st_size, src);
+  copy_chunks(*f, srcfd, directfd, *d, fst.st_size, src);  // closes directfd
   if (sys::close(srcfd) != 0) fail_errno(errno, "cannot close source file", src);
   files_copied_++;
 }
@@ -608,26 +614,67 @@ void drop_copier_pages(int fd, off_t off, const std::vector<unsigned char> &resi
 }
 }  // namespace
 
-bool Session::copy_chunks(FileObj &f, int srcfd, DstFile &dst, off_t size, const std::string &path) {
+namespace {
+struct AlignedBuffer {
+  explicit AlignedBuffer(size_t n) {
+    if (posix_memalign(&p, kPage, n) != 0) p = nullptr;
+  }
+  ~AlignedBuffer() { std::free(p); }
+  AlignedBuffer(const AlignedBuffer &) = delete;
+  AlignedBuffer &operator=(const AlignedBuffer &) = delete;
+  void *p = nullptr;
+};
+}  // namespace
+
+bool Session::copy_chunks(FileObj &f, int srcfd, int directfd, DstFile &dst, off_t size, const std::string &path) {
+  struct CloseDirect {  // the direct descriptor is this function's, whatever the way out
+    int &fd;
+    ~CloseDirect() {
+      if (fd >= 0) sys::close_quietly(fd);
+    }
+  } close_direct{directfd};
   std::vector<char> buf;
+  AlignedBuffer abuf(directfd >= 0 ? kMaxChunk : 0);
+  if (!abuf.p && directfd >= 0) {
+    sys::close_quietly(directfd);
+    directfd = -1;
+  }
   off_t off = 0;
   while (off < size) {
     if (stopped()) return false;
     size_t n = std::min<size_t>(throttle_.chunk_size(kMaxChunk), static_cast<size_t>(size - off));
     n = std::max<size_t>(n / kPage * kPage, std::min<size_t>(kPage, static_cast<size_t>(size - off)));
     if (!throttle_.acquire(n, [this] { return stopped(); })) return false;
-    ssize_t done;
+    ssize_t done = -1;
     std::vector<unsigned char> resident;
     {
       RangeGuard g(f.ranges, off, off + static_cast<off_t>(n));
-      resident = residency(srcfd, off, n);
+      if (directfd >= 0) {
+        // Whole pages (the file's tail reads short); only the chunk's n bytes are used.
+        size_t want = (n + kPage - 1) / kPage * kPage;
+        done = sys::pread(directfd, abuf.p, want, off);
+        if (done < 0 && errno == EINVAL) {  // this file system refuses direct reads after all
+          sys::close_quietly(directfd);
+          directfd = -1;
+        } else if (done < 0) {
+          fail_errno(errno, "cannot read source file", path);
+          return false;
+        } else {
+          done = std::min<ssize_t>(done, static_cast<ssize_t>(n));
+          pause("chunk", path);
+          if (done > 0 && sys::pwrite_all(dst.fd, abuf.p, static_cast<size_t>(done), off) < 0) {
+            fail_errno(errno, "cannot write backup file of", path);
+            return false;
+          }
+        }
+      }
+      if (directfd < 0) resident = residency(srcfd, off, n);
       bool pausing;
       {
         std::lock_guard<std::mutex> lg(mu_);
         pausing = armed_.count("chunk") > 0;
       }
-      done = -1;
-      if (copy_file_range_ok_ && !pausing) {
+      if (directfd < 0 && copy_file_range_ok_ && !pausing) {
         done = sys::copy_range(srcfd, off, dst.fd, n);
         if (done < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
           copy_file_range_ok_ = false;
@@ -636,7 +683,7 @@ bool Session::copy_chunks(FileObj &f, int srcfd, DstFile &dst, off_t size, const
           return false;
         }
       }
-      if (done < 0) {
+      if (directfd < 0 && done < 0) {
         buf.resize(n);
         done = sys::pread(srcfd, buf.data(), n, off);
         if (done < 0) {
@@ -651,7 +698,7 @@ bool Session::copy_chunks(FileObj &f, int srcfd, DstFile &dst, off_t size, const
       }
     }
     if (done == 0) break;  // the file shrank; what remains is mirrored
-    drop_copier_pages(srcfd, off, resident);
+    drop_copier_pages(srcfd, off, resident);  // buffered reads only: direct ones cache nothing
     sync_file_range(dst.fd, off, done, SYNC_FILE_RANGE_WRITE);  // keeps dirty memory bounded
     off += done;
     bytes_copied_ += static_cast<uint64_t>(done);

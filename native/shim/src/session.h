@@ -93,7 +93,7 @@ class Session {
   void run();  // the copier thread
   void count_totals();
   void process(const Job &job);
-  bool copy_chunks(FileObj &f, int srcfd, DstFile &dst, off_t size, const std::string &path);
+  bool copy_chunks(FileObj &f, int srcfd, int directfd, DstFile &dst, off_t size, const std::string &path);
   std::shared_ptr<DstFile> create_dst(FileObj &f, const std::string &dst, mode_t mode);
   bool copy_whole(FileObj &f, int srcfd, DstFile &dst);  // caller holds the whole range
   void remove_dst_tree(const std::string &dst);
