@@ -223,6 +223,9 @@ class Worker {
         FILE *f = fopen(real(op.p1).c_str(), op.p2.c_str());
         e = errno;
         r = f ? 0 : -1;
+        // The model writes a stream's bytes at fflush/fclose only; glibc would also write by
+        // itself whenever its buffer fills, so the buffer is larger than a stream ever holds.
+        if (f) setvbuf(f, nullptr, _IOFBF, 8u << 20);
         if (f) realfp_[op.h] = f;
         break;
       }
