@@ -1,6 +1,7 @@
 // The file table: fd → open file → file (identity (st_dev, st_ino)), kept from process start,
 // and the per-file byte-range lock that makes copy and capture commute.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -42,6 +43,13 @@ class RangeGuard {
 struct DstFile {
   int fd = -1;
   uint64_t session = 0;
+  ino_t ino = 0;  // the backup file's inode, to find it again by path at the seal
+  // CRC32C of [0, crc_len) as the copier wrote it, in order; valid while nothing else wrote
+  // the file. Capture sets `changed`, and the seal then reads the file back instead.
+  uint32_t crc = 0;
+  uint64_t crc_len = 0;
+  bool crc_valid = true;           // copier thread only
+  std::atomic<bool> changed{false};
 };
 
 struct Identity {

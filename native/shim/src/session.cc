@@ -491,6 +491,8 @@ std::shared_ptr<DstFile> Session::create_dst(FileObj &f, const std::string &dst,
   auto d = std::make_shared<DstFile>();
   d->fd = fd;
   d->session = id_;
+  struct stat dst_st;
+  if (fstat(fd, &dst_st) == 0) d->ino = dst_st.st_ino;
   {
     std::lock_guard<std::mutex> g(f.mu);
     f.dst = d;
@@ -626,6 +628,16 @@ struct AlignedBuffer {
 };
 }  // namespace
 
+// The copier's running checksum of what it wrote, while it writes in order from offset 0.
+void Session::note_copied(DstFile &dst, off_t off, const void *buf, size_t n) {
+  if (!dst.crc_valid || static_cast<uint64_t>(off) != dst.crc_len) {
+    dst.crc_valid = false;
+    return;
+  }
+  dst.crc = crc32c_update(dst.crc, buf, n);
+  dst.crc_len += n;
+}
+
 bool Session::copy_chunks(FileObj &f, int srcfd, int directfd, DstFile &dst, off_t size, const std::string &path) {
   struct CloseDirect {  // the direct descriptor is this function's, whatever the way out
     int &fd;
@@ -666,6 +678,7 @@ bool Session::copy_chunks(FileObj &f, int srcfd, int directfd, DstFile &dst, off
             fail_errno(errno, "cannot write backup file of", path);
             return false;
           }
+          note_copied(dst, off, abuf.p, static_cast<size_t>(done));
         }
       }
       if (directfd < 0) resident = residency(srcfd, off, n);
@@ -676,6 +689,7 @@ bool Session::copy_chunks(FileObj &f, int srcfd, int directfd, DstFile &dst, off
       }
       if (directfd < 0 && copy_file_range_ok_ && !pausing) {
         done = sys::copy_range(srcfd, off, dst.fd, n);
+        dst.crc_valid = false;  // the kernel copied it: the seal reads the file back
         if (done < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
           copy_file_range_ok_ = false;
         } else if (done < 0) {
@@ -695,6 +709,7 @@ bool Session::copy_chunks(FileObj &f, int srcfd, int directfd, DstFile &dst, off
           fail_errno(errno, "cannot write backup file of", path);
           return false;
         }
+        note_copied(dst, off, buf.data(), static_cast<size_t>(done));
       }
     }
     if (done == 0) break;  // the file shrank; what remains is mirrored
@@ -711,6 +726,7 @@ bool Session::copy_chunks(FileObj &f, int srcfd, int directfd, DstFile &dst, off
 }
 
 bool Session::copy_whole(FileObj &f, int srcfd, DstFile &dst) {
+  dst.changed = true;
   struct stat st;
   if (fstat(srcfd, &st) != 0) return false;
   std::vector<char> buf(kMaxChunk);
@@ -817,6 +833,14 @@ bool Session::seal() {
     std::lock_guard<std::mutex> g(f->mu);
     if (f->dst && f->dst->session == id_) f->dst.reset();
   }
+  // Checksums the copier computed for files nothing else wrote, by backup inode.
+  std::map<ino_t, uint32_t> known_crc;
+  std::map<ino_t, uint64_t> known_len;
+  for (auto &d : dsts)
+    if (d->crc_valid && !d->changed) {
+      known_crc[d->ino] = d->crc;
+      known_len[d->ino] = d->crc_len;
+    }
   bool ok = true;
   for (auto &d : dsts) {
     if (d->fd < 0) continue;
@@ -869,7 +893,9 @@ bool Session::seal() {
       } else {
         en.type = "file";
         en.size = static_cast<uint64_t>(st.st_size);
-        if (!checksum(join_path(dest_, en.rel), &en.crc)) return false;
+        auto k = known_crc.find(st.st_ino);
+        if (k != known_crc.end() && known_len[st.st_ino] == en.size) en.crc = k->second;
+        else if (!checksum(join_path(dest_, en.rel), &en.crc)) return false;  // changed by capture
       }
       entries.push_back(en);
     }
@@ -1007,6 +1033,7 @@ void Session::remove_dst_tree(const std::string &dst) {
 void Session::mirror_bytes(FileObj &f, off_t off, const void *buf, size_t n) {
   auto d = f.mirror();
   if (!d || n == 0) return;
+  d->changed = true;
   if (sys::pwrite_all(d->fd, buf, n, off) < 0) return fail_errno(errno, "cannot mirror a write into", dest_);
   bytes_mirrored_ += n;
 }
@@ -1014,6 +1041,7 @@ void Session::mirror_bytes(FileObj &f, off_t off, const void *buf, size_t n) {
 void Session::mirror_iov(FileObj &f, off_t off, const struct iovec *iov, int cnt, size_t n) {
   auto d = f.mirror();
   if (!d) return;
+  d->changed = true;
   for (int i = 0; i < cnt && n > 0; i++) {
     size_t part = std::min(n, iov[i].iov_len);
     if (part && sys::pwrite_all(d->fd, iov[i].iov_base, part, off) < 0)
@@ -1035,6 +1063,7 @@ int reopen_for_reading(int fd) {
 void Session::mirror_from_fd(FileObj &f, int fd, off_t off, size_t n) {
   auto d = f.mirror();
   if (!d || n == 0) return;
+  d->changed = true;
   int rfd = reopen_for_reading(fd);
   if (rfd < 0) return fail_errno(errno, "cannot read back a file written by copy_file_range/sendfile for", dest_);
   std::vector<char> buf(std::min<size_t>(n, kMaxChunk));
@@ -1057,12 +1086,14 @@ void Session::mirror_from_fd(FileObj &f, int fd, off_t off, size_t n) {
 
 void Session::mirror_truncate(FileObj &f, off_t len) {
   auto d = f.mirror();
+  if (d) d->changed = true;
   if (d && sys::ftruncate(d->fd, len) != 0) fail_errno(errno, "cannot mirror a truncate into", dest_);
 }
 
 void Session::mirror_fallocate(FileObj &f, int fd, int mode, off_t off, off_t len) {
   auto d = f.mirror();
   if (!d) return;
+  d->changed = true;
   if (sys::fallocate(d->fd, mode, off, len) == 0) return;
   if (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS)
     return fail_errno(errno, "cannot mirror fallocate into", dest_);
@@ -1076,6 +1107,7 @@ void Session::mirror_fallocate(FileObj &f, int fd, int mode, off_t off, off_t le
 void Session::mirror_posix_fallocate(FileObj &f, off_t off, off_t len) {
   auto d = f.mirror();
   if (!d) return;
+  d->changed = true;
   if (sys::fallocate(d->fd, 0, off, len) == 0) return;
   if (errno != EOPNOTSUPP) return fail_errno(errno, "cannot mirror posix_fallocate into", dest_);
   struct stat st;

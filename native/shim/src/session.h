@@ -96,6 +96,7 @@ class Session {
   bool copy_chunks(FileObj &f, int srcfd, int directfd, DstFile &dst, off_t size, const std::string &path);
   std::shared_ptr<DstFile> create_dst(FileObj &f, const std::string &dst, mode_t mode);
   bool copy_whole(FileObj &f, int srcfd, DstFile &dst);  // caller holds the whole range
+  void note_copied(DstFile &dst, off_t off, const void *buf, size_t n);
   void remove_dst_tree(const std::string &dst);
   bool take_cut();
   bool seal();
