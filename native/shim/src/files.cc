@@ -1,5 +1,7 @@
 #include "files.h"
 
+#include "real.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -62,13 +64,14 @@ void FileTable::put_locked(int fd, std::shared_ptr<OpenFile> of) {
   by_fd_[static_cast<size_t>(fd)] = std::move(of);
 }
 
-void FileTable::track_open(int fd) {
+void FileTable::track_open(int fd, int flags) {
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     untrack(fd);  // the number may have belonged to a file closed behind our back
     return;
   }
-  auto of = std::make_shared<OpenFile>(file(Identity{st.st_dev, st.st_ino}));
+  if (flags < 0) flags = real.fcntl(fd, F_GETFL);
+  auto of = std::make_shared<OpenFile>(file(Identity{st.st_dev, st.st_ino}), flags >= 0 && (flags & O_APPEND));
   std::unique_lock<std::shared_mutex> g(mu_);
   put_locked(fd, std::move(of));
 }
@@ -97,6 +100,10 @@ std::shared_ptr<OpenFile> FileTable::lookup(int fd) {
 }
 
 bool FileTable::is_tracked(int fd) { return lookup(fd) != nullptr; }
+
+void FileTable::set_append(int fd, bool append) {
+  if (auto of = lookup(fd)) of->append = append;
+}
 
 }  // namespace hb
 

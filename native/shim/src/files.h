@@ -77,8 +77,9 @@ struct FileObj {
 
 // One open file description; dup'd fds share it.
 struct OpenFile {
-  explicit OpenFile(std::shared_ptr<FileObj> f) : file(std::move(f)) {}
+  OpenFile(std::shared_ptr<FileObj> f, bool app) : file(std::move(f)), append(app) {}
   std::shared_ptr<FileObj> file;
+  std::atomic<bool> append;  // O_APPEND, kept current by fcntl(F_SETFL)
   std::mutex offset_mu;  // makes "find the offset, write, mirror" atomic for writes at the file offset
 };
 
@@ -90,7 +91,10 @@ class FileTable {
   // identity must stop leading to this file (fds open on it keep it).
   void forget(Identity id);
 
-  void track_open(int fd);            // after a successful open: fstat, track regular files
+  // After a successful open: fstat, track regular files. `flags` are the open flags when
+  // known (else -1: asked of the kernel).
+  void track_open(int fd, int flags = -1);
+  void set_append(int fd, bool append);  // fcntl(F_SETFL) changed it
   void track_dup(int from, int to);   // `to` now shares `from`'s open file
   void untrack(int fd);
   void untrack_range(unsigned first, unsigned last);

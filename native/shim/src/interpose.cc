@@ -67,8 +67,7 @@ ssize_t capture_at_offset(int fd, size_t n, bool force_append, WriteFn do_write,
   Session *s = cs.session();
   if (!s) return do_write();
   std::lock_guard<std::mutex> og(of->offset_mu);
-  int fl = real.fcntl(fd, F_GETFL);
-  bool append = force_append || (fl >= 0 && (fl & O_APPEND));
+  bool append = force_append || of->append;
   off_t off = append ? 0 : lseek(fd, 0, SEEK_CUR);
   if (off < 0) return do_write();
   RangeGuard g(of->file->ranges, off, append ? kToEnd : off + static_cast<off_t>(n));
@@ -95,16 +94,12 @@ void mirror_iovec(Session *s, FileObj &f, off_t off, size_t n, const void *ctx) 
   s->mirror_iov(f, off, c->iov, c->cnt, n);
 }
 
-bool opened_append(int fd) {
-  int fl = real.fcntl(fd, F_GETFL);
-  return fl >= 0 && (fl & O_APPEND);
-}
 
 ssize_t capture_pwrite(int fd, const void *buf, size_t n, off_t off) {
   auto of = t_state.internal ? nullptr : open_file(fd);
   if (!of) return real.pwrite64(fd, buf, n, off);
   // On Linux a positioned write to an O_APPEND file appends, whatever the offset.
-  if (opened_append(fd))
+  if (of->append)
     return capture_at_offset(fd, n, true, [&] { return real.pwrite64(fd, buf, n, off); }, mirror_buf, buf);
   CaptureScope cs;
   Session *s = cs.session();
@@ -119,7 +114,7 @@ ssize_t capture_pwrite(int fd, const void *buf, size_t n, off_t off) {
 ssize_t capture_pwritev(int fd, const struct iovec *iov, int cnt, off_t off, int flags) {
   auto of = t_state.internal ? nullptr : open_file(fd);
   if (!of) return real.pwritev64v2(fd, iov, cnt, off, flags);
-  if (opened_append(fd)) {
+  if (of->append) {
     IovCtx ctx{iov, cnt};
     return capture_at_offset(fd, iov_total(iov, cnt), true,
                              [&] { return real.pwritev64v2(fd, iov, cnt, off, flags); }, mirror_iovec, &ctx);
@@ -206,7 +201,7 @@ int do_openat(int dirfd, const char *path, int flags, mode_t mode) {
   }
   if (fd >= 0) {
     ErrnoKeeper keep;
-    files().track_open(fd);
+    files().track_open(fd, flags);
   }
   return fd;
 }
@@ -412,12 +407,14 @@ HB_EXPORT int fcntl(int fd, int cmd, ...) {
   va_list ap; va_start(ap, cmd); void *arg = va_arg(ap, void *); va_end(ap);
   int r = real.fcntl(fd, cmd, arg);
   if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && tracking()) { ErrnoKeeper k; files().track_dup(fd, r); }
+  if (r == 0 && cmd == F_SETFL && tracking()) files().set_append(fd, (reinterpret_cast<intptr_t>(arg) & O_APPEND) != 0);
   return r;
 }
 HB_EXPORT int fcntl64(int fd, int cmd, ...) {
   va_list ap; va_start(ap, cmd); void *arg = va_arg(ap, void *); va_end(ap);
   int r = real.fcntl64(fd, cmd, arg);
   if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && tracking()) { ErrnoKeeper k; files().track_dup(fd, r); }
+  if (r == 0 && cmd == F_SETFL && tracking()) files().set_append(fd, (reinterpret_cast<intptr_t>(arg) & O_APPEND) != 0);
   return r;
 }
 

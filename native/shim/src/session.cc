@@ -1146,7 +1146,7 @@ int Session::open_creating(int dirfd, const char *path, int flags, mode_t mode,
   int fd = real_open(dirfd, path, flags, mode);
   ErrnoKeeper keep;
   if (fd < 0) return fd;
-  files().track_open(fd);
+  files().track_open(fd, flags);
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return fd;
   if (existed && pre.st_dev == st.st_dev && pre.st_ino == st.st_ino) {

@@ -324,6 +324,27 @@ TEST(pwrite_on_append_fd_after_copy) {
   CHECK_TREE_EQ(t.S, t.D);
 }
 
+// O_APPEND is a property of the open file description that fcntl(F_SETFL) can switch on and
+// off; the shim keeps it per description, so both kinds of write must land where the kernel put them.
+TEST(append_flag_switched_by_fcntl_after_copy) {
+  write_file(t.path("f"), "AAAAAAAAAA");
+  int fd = open_or_die(t.path("f"), O_WRONLY);
+  int dupfd = dup(fd);
+  during(t, "cut", [&] {
+    CHECK_EQ(write(fd, "x", 1), (ssize_t)1);                       // at offset 0
+    CHECK_SYS(fcntl(fd, F_SETFL, O_APPEND));
+    CHECK_EQ(write(dupfd, "E", 1), (ssize_t)1);                    // the dup shares it: appends
+    CHECK_EQ(pwrite(fd, "F", 1, 3), (ssize_t)1);                   // appends too
+    CHECK_SYS(fcntl(dupfd, F_SETFL, 0));
+    CHECK_EQ(pwrite(fd, "y", 1, 2), (ssize_t)1);                   // at offset 2 again
+  });
+  close(fd);
+  close(dupfd);
+  CHECK_EQ(read_file(t.path("f")), std::string("xAyAAAAAAAEF"));
+  CHECK_EQ(read_file(t.dpath("f")), std::string("xAyAAAAAAAEF"));
+  CHECK_TREE_EQ(t.S, t.D);
+}
+
 // §5.3 row 4: re-opening a copied file with O_TRUNC and writing 2 bytes left the old tail.
 TEST(otrunc_reopen) {
   write_file(t.path("f"), pattern(4000, 30));
