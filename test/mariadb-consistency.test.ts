@@ -11,26 +11,14 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
 import { request } from '../src/client.js';
-import { main } from '../src/cli/main.js';
 import { checkAllTables, MariaServer, sleep } from '../src/mariadb/server.js';
 import {
   ariaLoop, bankLoop, bankPrepare, checkBank, ddlLoop, freshDatadir, mariadbOrSkip, scratch, SHIM, sysbenchLoop,
   sysbenchPrepare, waitUntil,
 } from './mariadb-helpers.js';
+import { cli } from './cli-helpers.js';
 
 const { install, skip } = mariadbOrSkip('test/mariadb-consistency.test.ts', { sysbench: true });
-
-function sink() {
-  let text = '';
-  return { write: (s: string) => { text += s; return true; }, get text() { return text; }, isTTY: false };
-}
-
-async function cli(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = sink();
-  const err = sink();
-  const code = await main(argv, { stdout: out, stderr: err, env });
-  return { code, stdout: out.text, stderr: err.text };
-}
 
 function dirBytes(d: string): number {
   let n = 0;

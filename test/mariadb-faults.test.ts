@@ -11,23 +11,11 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync }
 import { join } from 'node:path';
 import test from 'node:test';
 import { request } from '../src/client.js';
-import { main } from '../src/cli/main.js';
 import { checkAllTables, MariaServer } from '../src/mariadb/server.js';
 import { freshDatadir, mariadbOrSkip, scratch, SHIM, sysbenchLoop, sysbenchPrepare, waitUntil } from './mariadb-helpers.js';
+import { cli } from './cli-helpers.js';
 
 const { install, skip } = mariadbOrSkip('test/mariadb-faults.test.ts', { sysbench: true });
-
-function sink() {
-  let text = '';
-  return { write: (s: string) => { text += s; return true; }, get text() { return text; }, isTTY: false };
-}
-
-async function cli(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = sink();
-  const err = sink();
-  const code = await main(argv, { stdout: out, stderr: err, env });
-  return { code, stdout: out.text, stderr: err.text };
-}
 
 function cliEnv(tmp: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, HOTBACKUP_CATALOG: join(tmp, 'catalog.db') };

@@ -6,26 +6,14 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import test from 'node:test';
-import { main } from '../src/cli/main.js';
 import { request } from '../src/client.js';
 import { MariaServer, sleep } from '../src/mariadb/server.js';
 import {
   bankLoop, bankPrepare, freshDatadir, mariadbOrSkip, scratch, SHIM, sysbenchLoop, sysbenchPrepare, waitUntil,
 } from './mariadb-helpers.js';
+import { cli } from './cli-helpers.js';
 
 const { install, skip } = mariadbOrSkip('test/mariadb-replica.test.ts', { sysbench: true });
-
-function sink() {
-  let text = '';
-  return { write: (s: string) => { text += s; return true; }, get text() { return text; }, isTTY: false };
-}
-
-async function cli(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = sink();
-  const err = sink();
-  const code = await main(argv, { stdout: out, stderr: err, env });
-  return { code, stdout: out.text, stderr: err.text };
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -21,20 +21,9 @@ import { BackupCheckError, checkBackup, resolveOwner } from '../src/restore.js';
 import { MANIFEST_NAME } from '../src/verify.js';
 import { crc32cTs as crc32c, hex as crcHex } from './verify-helpers.js';
 import { freshDatadir, mariadbOrSkip, scratch, SHIM, waitUntil } from './mariadb-helpers.js';
+import { cli } from './cli-helpers.js';
 
 const { install, skip } = mariadbOrSkip('test/mariadb-restore.test.ts');
-
-function sink() {
-  let text = '';
-  return { write: (s: string) => { text += s; return true; }, get text() { return text; }, isTTY: false };
-}
-
-async function cli(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = sink();
-  const err = sink();
-  const code = await main(argv, { stdout: out, stderr: err, env });
-  return { code, stdout: out.text, stderr: err.text };
-}
 
 function envFor(dir: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, HOTBACKUP_CATALOG: join(dir, 'catalog.db') };
