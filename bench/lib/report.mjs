@@ -55,7 +55,7 @@ export function evaluateTargets(r) {
   {
     const v = ok(s.throttle) ? s.throttle.max_abs_error : null;
     add('throttle', 'Throttle: measured copy rate vs set rate', 'within 5%', v, v !== null && v <= 0.05,
-      v === null ? 'not measured' : `worst |error| ${pc(v, 1)} over the ${s.throttle.runs.flatMap((r) => r.segments).filter((x) => x.reachable).length} ` +
+      v === null ? 'not measured' : `worst absolute error ${pc(v, 1)} over the ${s.throttle.runs.flatMap((r) => r.segments).filter((x) => x.reachable).length} ` +
         `rates below 90% of the unthrottled copy rate (${fx(s.throttle.unthrottled_copy_bytes_per_sec / 1e6, 0)} MB/s); over every rate ${pc(s.throttle.max_abs_error_all_rates, 1)}`);
   }
   {
