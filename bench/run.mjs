@@ -32,7 +32,7 @@ const P = quick ? QUICK : FULL;
 const outDir = resolve(opt('--out') ?? join(ROOT, 'bench', 'results'));
 const docsFile = opt('--out') ? join(outDir, 'benchmarks.md') : join(ROOT, 'docs', 'benchmarks.md');
 const plotsDir = opt('--out') ? outDir : join(ROOT, 'docs', 'benchmarks');
-const work = resolve(opt('--work') ?? mkdtempSync(join(tmpdir(), 'hb-bench-')));
+const work = opt('--report') ? null : resolve(opt('--work') ?? mkdtempSync(join(tmpdir(), 'hb-bench-')));
 const keepWork = argv.includes('--keep');
 
 function version(cmd, args = ['--version']) {
