@@ -821,7 +821,9 @@ bool Session::checksum(const std::string &path, uint32_t *crc) {
   return true;
 }
 
-bool Session::seal() {
+// After capture has stopped: no file leads to this session's backup copies any more; returns
+// the copies, still open, for the caller to seal or discard.
+std::vector<std::shared_ptr<DstFile>> Session::detach_mirrors() {
   std::vector<std::shared_ptr<FileObj>> attached;
   std::vector<std::shared_ptr<DstFile>> dsts;
   {
@@ -833,6 +835,11 @@ bool Session::seal() {
     std::lock_guard<std::mutex> g(f->mu);
     if (f->dst && f->dst->session == id_) f->dst.reset();
   }
+  return dsts;
+}
+
+bool Session::seal() {
+  std::vector<std::shared_ptr<DstFile>> dsts = detach_mirrors();
   // Checksums the copier computed for files nothing else wrote, by backup inode.
   std::map<ino_t, uint32_t> known_crc;
   std::map<ino_t, uint64_t> known_len;
@@ -991,17 +998,7 @@ void Session::cleanup_failed() {
   // Drain captures still inside a mirror call; later ones see capturing() false.
   pthread_rwlock_wrlock(&g_barrier);
   pthread_rwlock_unlock(&g_barrier);
-  std::vector<std::shared_ptr<FileObj>> attached;
-  std::vector<std::shared_ptr<DstFile>> dsts;
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    attached.swap(attached_);
-    dsts.swap(dsts_);
-  }
-  for (auto &f : attached) {
-    std::lock_guard<std::mutex> g(f->mu);
-    if (f->dst && f->dst->session == id_) f->dst.reset();
-  }
+  std::vector<std::shared_ptr<DstFile>> dsts = detach_mirrors();
   for (auto &d : dsts)
     if (d->fd >= 0) {
       sys::close_quietly(d->fd);

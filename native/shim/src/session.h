@@ -100,6 +100,7 @@ class Session {
   void remove_dst_tree(const std::string &dst);
   bool take_cut();
   bool seal();
+  std::vector<std::shared_ptr<DstFile>> detach_mirrors();
   bool checksum(const std::string &path, uint32_t *crc);
   void cleanup_failed();
   void mirror_mkdir(const std::string &abs);
