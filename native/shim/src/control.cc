@@ -84,7 +84,7 @@ std::string do_start(const json::Value &req) {
     if (!byte_count(t, &sr.throttle))
       return error_reply("bad_request", "\"throttle_bytes_per_sec\" must be a non-negative integer (0 = unlimited)");
   }
-  if (session_running()) return error_reply("busy", "a backup is already running (to " + g_session->status_json().substr(0, 0) + "its destination); cancel it or wait for it");
+  if (session_running()) return error_reply("busy", "a backup is already running; cancel it or wait for it to end");
   SessionError err;
   std::unique_ptr<Session> s = Session::create(sr, &err);
   if (!s) {

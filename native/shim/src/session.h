@@ -65,7 +65,6 @@ class Session {
   void mirror_shared_mapping(int fd);
 
   // Namespace: each runs the real call itself, under the namespace lock, then mirrors it.
-  std::mutex &ns_lock() { return ns_mu_; }
   int open_creating(int dirfd, const char *path, int flags, mode_t mode, int (*real_open)(int, const char *, int, ...));
   int rename(int fromfd, const char *from, int tofd, const char *to, unsigned flags);
   int unlink(int dirfd, const char *path, int flags);
