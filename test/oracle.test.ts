@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { nativeTestEnv } from './native-helpers.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CI = process.env.CI === 'true';
@@ -57,25 +58,8 @@ interface Result {
 
 function runProgram(bin: string, args: string[], build: string, tag: string, timeoutMs: number, hooks = false): Promise<Result> {
   const tmp = mkdtempSync(join(tmpdir(), `hbo-${build}-${tag}-`));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOTBACKUP_SERVE: '*',
-    HOTBACKUP_SOCKET: join(tmp, 'control.sock'),
-    TMPDIR: tmp,
-  };
-  if (hooks) env.HOTBACKUP_TEST_HOOKS = '1';
-  else delete env.HOTBACKUP_TEST_HOOKS;
-  delete env.HOTBACKUP_SERVED_PID;
+  const env = nativeTestEnv(build, tmp, { hooks });
   delete env.HOTBACKUP_ORACLE_ROOT;
-  delete env.LD_PRELOAD;
-  if (build === 'asan') {
-    env.ASAN_OPTIONS = env.ASAN_OPTIONS ?? 'abort_on_error=0:detect_leaks=1';
-    env.UBSAN_OPTIONS = env.UBSAN_OPTIONS ?? 'print_stacktrace=1';
-  }
-  // symbolize=0: TSan's in-process symbolizer opens /proc/self/exe through the shim's open()
-  // wrapper while it holds its report lock, and a nested report then deadlocks it. The runner
-  // symbolizes the report afterwards (symbolizeReport).
-  if (build === 'tsan') env.TSAN_OPTIONS = env.TSAN_OPTIONS ?? 'second_deadlock_stack=1:symbolize=0';
   return new Promise((resolvePromise) => {
     const child = spawn(bin, args, { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

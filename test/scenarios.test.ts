@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { nativeTestEnv } from './native-helpers.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -55,20 +56,7 @@ interface Result {
 
 function runProgram(bin: string, build: string, timeoutMs: number): Promise<Result> {
   const tmp = mkdtempSync(join(tmpdir(), `hbt-${build}-`));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOTBACKUP_SERVE: '*',
-    HOTBACKUP_TEST_HOOKS: '1',
-    HOTBACKUP_SOCKET: join(tmp, 'control.sock'),
-    TMPDIR: tmp,
-  };
-  delete env.HOTBACKUP_SERVED_PID;
-  delete env.LD_PRELOAD;
-  if (build === 'asan') {
-    env.ASAN_OPTIONS = env.ASAN_OPTIONS ?? 'abort_on_error=0:detect_leaks=1';
-    env.UBSAN_OPTIONS = env.UBSAN_OPTIONS ?? 'print_stacktrace=1';
-  }
-  if (build === 'tsan') env.TSAN_OPTIONS = env.TSAN_OPTIONS ?? 'second_deadlock_stack=1:symbolize=0';
+  const env = nativeTestEnv(build, tmp);
   return new Promise((resolvePromise) => {
     const child = spawn(bin, [], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
