@@ -9,9 +9,9 @@
       'target_name': 'hotbackup_addon',
       'sources': [
         'native/addon/src/addon.cc',
-        'native/addon/src/crc32c_combine.cc',
         'native/addon/src/innodb.cc',
         'native/addon/src/scan.cc',
+        'native/addon/src/mapped_read.cc',
         'native/addon/src/control.cc',
         'native/shim/src/crc32c.cc',
       ],

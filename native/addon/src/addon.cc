@@ -4,12 +4,15 @@
 //
 //   crc32c(data: Uint8Array, crc?: number): number
 //   crc32cCombine(crcA: number, crcB: number, lengthB: number): number
-//   scanFiles(files: {path, pages?, system?}[], options: {threads?, segmentBytes?, bufferBytes?},
+//   scanFiles(files: {path, pages?, system?}[], options: {threads?, segmentBytes?, bufferBytes?, mapCached?},
 //             onProgress?: (bytes, files) => void): Promise<ScanResult[]>
 //   shimInfo(): {loaded, served, path}
 //   shimRequest(json: string): Promise<string>
 #include <napi.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -17,7 +20,6 @@
 
 #include "control.h"
 #include "crc32c.h"
-#include "crc32c_combine.h"
 #include "scan.h"
 
 namespace {
@@ -131,6 +133,7 @@ class ScanWorker : public Napi::AsyncWorker {
     Napi::Object o = Napi::Object::New(env);
     o.Set("path", f.path);
     o.Set("size", Napi::Number::New(env, double(f.size)));
+    o.Set("mode", Napi::Number::New(env, f.mode));
     o.Set("crc32c", Napi::Number::New(env, f.crc32c));
     if (f.err) {
       Napi::Object e = Napi::Object::New(env);
@@ -203,6 +206,14 @@ Napi::Value ScanFiles(const Napi::CallbackInfo &info) {
       opts.segment_bytes = to_u32(o.Get("segmentBytes"), "options.segmentBytes", USAGE_SCAN);
     if (o.Has("bufferBytes") && !o.Get("bufferBytes").IsUndefined())
       opts.buffer_bytes = to_u32(o.Get("bufferBytes"), "options.bufferBytes", USAGE_SCAN);
+    if (o.Has("mapCached") && !o.Get("mapCached").IsUndefined()) opts.map_cached = o.Get("mapCached").ToBoolean();
+    // Tests only (HOTBACKUP_TEST_HOOKS=1): truncate each file to this many bytes once its segment
+    // is mapped, before it is read, to prove that a file shrinking under verify is reported.
+    const char *hooks = std::getenv("HOTBACKUP_TEST_HOOKS");
+    if (hooks && std::strcmp(hooks, "1") == 0 && o.Has("testTruncateMappedTo")) {
+      const off_t to = off_t(to_u32(o.Get("testTruncateMappedTo"), "options.testTruncateMappedTo", USAGE_SCAN));
+      opts.test_before_mapped_read = [to](const std::string &path) { (void)::truncate(path.c_str(), to); };
+    }
   } else if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
     throw usage_error(env, "options must be an object", USAGE_SCAN);
   }

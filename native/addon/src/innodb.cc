@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "crc32c.h"
-#include "crc32c_combine.h"
 
 namespace hb {
 namespace innodb {
@@ -44,7 +43,7 @@ std::string hex(uint32_t v) {
 
 PageCheck bad(std::string why) { return {Verdict::bad, std::move(why)}; }
 
-uint32_t crc(const uint8_t *p, size_t n) { return crc32c_update_wide(0, p, n); }
+uint32_t crc(const uint8_t *p, size_t n) { return crc32c_update(0, p, n); }
 
 // ut_fold_binary of innodb_checksum_algorithm=innodb: 64-bit arithmetic, truncated by the callers
 // (the low 32 bits only depend on the low 32 bits of every step).

@@ -15,13 +15,15 @@
 #include <thread>
 
 #include "crc32c.h"
-#include "crc32c_combine.h"
+#include "mapped_read.h"
 
 namespace hb {
 namespace scan {
 namespace {
 
 constexpr uint64_t kAlign = 64 * 1024;  // the largest InnoDB page size: segments and buffers stay page-aligned
+// Below this a segment is read: one pread costs less than mapping, checking residency and unmapping.
+constexpr uint64_t kMapMin = 256 * 1024;
 
 uint64_t round_up(uint64_t v, uint64_t a) { return v == 0 ? a : (v + a - 1) / a * a; }
 
@@ -53,9 +55,11 @@ class Fd {
   int m_fd;
 };
 
+// O_NONBLOCK: the caller may ask for a path the backup has as a FIFO (a tampered backup); opening
+// must fail the regular-file check, not wait for a writer. Reads of regular files ignore it.
 int open_read(const std::string &path) {
   int fd;
-  do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+  do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
   while (fd < 0 && errno == EINTR);
   return fd;
 }
@@ -97,6 +101,7 @@ void plan_file(FileResult &f) {
     return;
   }
   f.size = uint64_t(st.st_size);
+  f.mode = uint32_t(st.st_mode & 07777);
   if (!f.pages) return;
   uint8_t head[innodb::kFlagsOffset + 4];
   ssize_t r = pread_full(fd.get(), head, sizeof head, 0);
@@ -169,8 +174,9 @@ class Pool {
       s.err_message = errno_text("open", errno);
       return;
     }
-    ::posix_fadvise(fd.get(), off_t(s.offset), off_t(s.length), POSIX_FADV_SEQUENTIAL);
     const bool check = f.pages && f.pages_report.error.empty();
+    if (!check && m_opts.map_cached && s.length >= kMapMin && checksum_in_place(s, f, fd.get())) return;
+    ::posix_fadvise(fd.get(), off_t(s.offset), off_t(s.length), POSIX_FADV_SEQUENTIAL);
     const uint32_t ps = check ? f.pages_report.format.physical_size : 0;
     uint32_t crc = 0;
     uint64_t done = 0;
@@ -182,7 +188,7 @@ class Pool {
         s.err_message = errno_text("read", errno) + " at offset " + std::to_string(s.offset + done);
         break;
       }
-      crc = crc32c_update_wide(crc, buf, size_t(r));
+      crc = crc32c_update(crc, buf, size_t(r));
       if (check) check_pages(s, f, buf, size_t(r), s.offset + done, ps);
       done += uint64_t(r);
       if (size_t(r) < want) {
@@ -197,6 +203,41 @@ class Pool {
     }
     s.crc = crc;
     s.read = done;
+  }
+
+  // The segment through a mapping when it is all in the page cache; false when it must be read.
+  bool checksum_in_place(Segment &s, const FileResult &f, int fd) {
+    uint64_t counted = 0;
+    MappedRead r;
+    r.fd = fd;
+    r.offset = s.offset;
+    r.length = s.length;
+    r.on_piece = [&](uint64_t n) {
+      counted += n;
+      m_bytes += n;
+      maybe_report(false);
+    };
+    if (m_opts.test_before_mapped_read) r.before_read = [&] { m_opts.test_before_mapped_read(f.path); };
+    uint32_t crc = 0;
+    switch (crc_mapped(r, &crc, residency_scratch())) {
+      case Mapped::done:
+        s.crc = crc;
+        s.read = s.length;
+        return true;
+      case Mapped::shrank:
+        // read() finds out where the file ends now and reports it.
+        m_bytes -= counted;
+        return false;
+      case Mapped::not_resident:
+      case Mapped::unavailable:
+        return false;
+    }
+    return false;
+  }
+
+  static std::vector<unsigned char> &residency_scratch() {
+    thread_local std::vector<unsigned char> v;
+    return v;
   }
 
   void check_pages(Segment &s, const FileResult &f, const uint8_t *buf, size_t n, uint64_t file_off, uint32_t ps) {

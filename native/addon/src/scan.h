@@ -1,6 +1,7 @@
 // The verify engine: reads a list of files on a small pool of threads, computes each file's
 // CRC32C (segments of one file run in parallel and are combined) and, for InnoDB tablespaces,
-// checks every page from the same buffers, so each byte is read once. Plain C++, no N-API:
+// checks every page from the same buffers, so each byte is read once. Segments already in the
+// page cache are checksummed in place through a mapping (mapped_read.h). Plain C++, no N-API:
 // addon.cc runs it on a worker thread and turns the results into JavaScript values.
 #pragma once
 #include <cstdint>
@@ -40,6 +41,7 @@ struct FileResult {
   bool system_space = false;  // ibdata*: pages in the doublewrite area may be copies in either format
   // Out:
   uint64_t size = 0;          // bytes read
+  uint32_t mode = 0;          // permission bits (st_mode & 07777) of the file opened
   uint32_t crc32c = 0;
   int err = 0;                // errno of the first failure, 0 when the file was read completely
   std::string err_message;
@@ -50,6 +52,11 @@ struct Options {
   unsigned threads = 2;
   uint64_t segment_bytes = 32ull << 20;  // rounded up to a multiple of 64 KiB
   size_t buffer_bytes = 256u << 10;      // per thread (fits in L2 with the CRC reading it back), rounded up to a multiple of 64 KiB
+  // Checksum segments already in the page cache through a mapping instead of read()
+  // (mapped_read.h); segments with page checks are always read.
+  bool map_cached = true;
+  // Test hook: called with the file's path once a segment is mapped, before it is read.
+  std::function<void(const std::string &path)> test_before_mapped_read;
 };
 
 // Called from the pool's threads (never concurrently with itself), at most every ~50 ms and once
