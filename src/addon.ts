@@ -47,6 +47,8 @@ export interface ScanResult {
   path: string;
   /** Bytes read. */
   size: number;
+  /** Permission bits (st_mode & 0o7777) of the file read. */
+  mode: number;
   /** CRC32C of the bytes read (unsigned). */
   crc32c: number;
   error: { code: string; message: string } | null;
@@ -60,6 +62,9 @@ export interface ScanOptions {
   segmentBytes?: number;
   /** Read buffer per thread (default 256 KiB). */
   bufferBytes?: number;
+  /** Checksum segments already in the page cache through a mapping instead of reading them
+   *  (default true; segments with page checks are always read). */
+  mapCached?: boolean;
 }
 
 export interface ShimInfo {

@@ -103,6 +103,14 @@ test('crc32c equals an independent CRC32C for every length and alignment', { ski
     }
   }
   assert.equal(a.crc32c(buf), crc32cTs(buf));
+  // Around the sizes where crc32c_update runs three interleaved 1 KiB chains and joins them.
+  for (const len of [3071, 3072, 3073, 6143, 6144, 6145, 3 * 1024 * 7 + 13]) {
+    for (const off of [0, 5]) {
+      const v = buf.subarray(off, off + len);
+      assert.equal(a.crc32c(v), crc32cTs(v), `len ${len} off ${off}`);
+      assert.equal(a.crc32c(v, 0x12345678), crc32cTs(v, 0x12345678), `len ${len} off ${off}, continued`);
+    }
+  }
   // Continuing a CRC, and combining two.
   const x = buf.subarray(0, 12_345);
   const y = buf.subarray(12_345);
@@ -145,6 +153,54 @@ test('scanFiles: parallel segments combine to the file CRC; progress; errors per
     const byLength = await a.scanFiles(lengths.map((n) => ({ path: join(tmp.dir, `len-${n}`) })), { threads: 2 });
     byLength.forEach((x, i) => assert.equal(x.crc32c, crc32cTs(big.subarray(0, lengths[i])), `length ${lengths[i]}`));
   } finally {
+    tmp.cleanup();
+  }
+});
+
+test('scanFiles: files in the page cache are checksummed in place, equal to reading them', { skip: skipBuilt }, async () => {
+  const a = loadAddon();
+  const tmp = makeTmp('hb-addon-mapped-');
+  try {
+    // Just written, so resident: large enough to be mapped, several segments, a ragged end.
+    const data = randomBytes(5 * 1024 * 1024 + 12_345);
+    const path = join(tmp.dir, 'warm');
+    writeFileSync(path, data);
+    const progress: number[] = [];
+    const [mapped] = await a.scanFiles([{ path }], { threads: 2, segmentBytes: 2 * 1024 * 1024 }, (b) => progress.push(b));
+    const [read] = await a.scanFiles([{ path }], { threads: 2, segmentBytes: 2 * 1024 * 1024, mapCached: false });
+    assert.equal(mapped.error, null);
+    assert.equal(mapped.crc32c, crc32cTs(data));
+    assert.equal(read.crc32c, crc32cTs(data));
+    assert.equal(mapped.size, data.length);
+    await new Promise((res) => setImmediate(res));
+    assert.equal(progress.at(-1), data.length);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('scanFiles: a file that shrinks while it is mapped is reported, and the process lives (SIGBUS caught)', { skip: skipBuilt }, async () => {
+  const a = loadAddon();
+  const tmp = makeTmp('hb-addon-sigbus-');
+  const before = process.env.HOTBACKUP_TEST_HOOKS;
+  process.env.HOTBACKUP_TEST_HOOKS = '1';
+  try {
+    const path = join(tmp.dir, 'shrinks');
+    writeFileSync(path, randomBytes(4 * 1024 * 1024));
+    // The hook truncates the file to 1 MiB after its segment is mapped and found resident, before
+    // any of it is read: reading on from 1 MiB faults. Without the hook having run in the mapped
+    // path the file would not shrink, and the scan would report a clean checksum instead.
+    const [r] = await a.scanFiles([{ path }], { threads: 1, testTruncateMappedTo: 1024 * 1024 } as never);
+    assert.equal(r.error?.code, 'ESTALE', JSON.stringify(r));
+    assert.match(r.error!.message, /became shorter while it was read \(1048576 bytes instead of 4194304\)/);
+    // Still alive and still working.
+    const ok = randomBytes(2 * 1024 * 1024);
+    writeFileSync(path, ok);
+    const [again] = await a.scanFiles([{ path }], { threads: 1 });
+    assert.equal(again.crc32c, crc32cTs(ok));
+  } finally {
+    if (before === undefined) delete process.env.HOTBACKUP_TEST_HOOKS;
+    else process.env.HOTBACKUP_TEST_HOOKS = before;
     tmp.cleanup();
   }
 });
