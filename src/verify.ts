@@ -4,6 +4,7 @@
 // `pages`, every page of every InnoDB tablespace verifies. A backup without a manifest is
 // incomplete and is never verified. File reading, checksums and page checks run in the native
 // addon on a thread pool (src/addon.ts); this module compares and reports.
+import type { Dirent } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, isAbsolute, join, posix } from 'node:path';
@@ -199,29 +200,39 @@ export function parseManifest(bytes: Buffer, out: VerifyProblem[]): Manifest | n
 
 interface Found {
   type: string;
-  mode: number;
-  size: number;
+  /** Null for a listed regular file: its mode comes from the scan, which opens it anyway. */
+  mode: number | null;
+  size: number | null;
 }
 
 /** Walks DEST (never following symlinks); skips hotbackup_* at the top. Unlisted directories are
- *  reported as one entry and not descended into. */
+ *  reported as one entry and not descended into. A listed regular file costs no system call here
+ *  (the directory entry gives its type, the scan its mode); everything else is lstat'ed, one
+ *  directory's entries at once, taken in name order so problems come out in a stable order. */
 async function walk(dest: string, listed: Map<string, ManifestEntry>, found: Map<string, Found>, problems: VerifyProblem[]): Promise<void> {
   const visit = async (rel: string): Promise<void> => {
-    let names: string[];
+    let dirents: Dirent[];
     try {
-      names = (await readdir(rel ? join(dest, rel) : dest)).sort();
+      dirents = await readdir(rel ? join(dest, rel) : dest, { withFileTypes: true });
     } catch (e) {
       problems.push({ kind: 'unreadable', path: rel || '.', message: `${rel || '.'}: cannot list the directory (${(e as NodeJS.ErrnoException).code})` });
       return;
     }
-    for (const name of names) {
-      if (!rel && name.startsWith('hotbackup_')) continue;
-      const r = rel ? `${rel}/${name}` : name;
-      let st;
-      try {
-        st = await lstat(join(dest, r));
-      } catch (e) {
-        problems.push({ kind: 'unreadable', path: r, message: `${r}: cannot stat (${(e as NodeJS.ErrnoException).code})` });
+    const entries = dirents
+      .filter((d) => rel || !d.name.startsWith('hotbackup_'))
+      .map((d) => ({ path: rel ? `${rel}/${d.name}` : d.name, dirent: d }))
+      .sort((a, b) => (a.path < b.path ? -1 : 1));
+    const isListedFile = (r: string, d: Dirent) => d.isFile() && listed.get(r)?.type === 'file';
+    const stats = await Promise.all(entries.map(({ path: r, dirent: d }) =>
+      isListedFile(r, d) ? null : lstat(join(dest, r)).catch((e: NodeJS.ErrnoException) => e)));
+    for (const [i, { path: r, dirent: d }] of entries.entries()) {
+      const st = stats[i];
+      if (st === null) {
+        found.set(r, { type: 'file', mode: null, size: null });
+        continue;
+      }
+      if (st instanceof Error) {
+        problems.push({ kind: 'unreadable', path: r, message: `${r}: cannot stat (${(st as NodeJS.ErrnoException).code})` });
         continue;
       }
       const type = typeOf(st);
@@ -231,10 +242,10 @@ async function walk(dest: string, listed: Map<string, ManifestEntry>, found: Map
         let extra = '';
         if (st.isDirectory()) {
           let n = 0;
-          const count = async (d: string) => {
-            for (const x of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+          const count = async (dir: string) => {
+            for (const x of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
               n++;
-              if (x.isDirectory()) await count(join(d, x.name));
+              if (x.isDirectory()) await count(join(dir, x.name));
             }
           };
           await count(join(dest, r));
@@ -287,14 +298,41 @@ export async function verifyBackup(dest: string, opts: VerifyOptions = {}): Prom
   };
   if (!manifest) return report('failed', summary);
 
+  // Reading the files is the long part: it starts now, on the addon's threads, for every file
+  // the manifest lists, while this thread walks the backup for what is missing, extra or
+  // different. A listed file that the walk finds missing or of another type is reported from the
+  // walk, and whatever the scan said of it is ignored.
+  const listedFiles = manifest.entries.filter((e) => e.type === 'file');
+  const bytesTotal = listedFiles.reduce((sum, e) => sum + e.size!, 0);
+  let scanDone = false;
+  const onProgress = opts.onProgress
+    ? (b: number, f: number) => {
+      if (!scanDone) opts.onProgress!({ bytes: b, bytesTotal, files: f, filesTotal: listedFiles.length });
+    }
+    : undefined;
+  const scan = listedFiles.length
+    ? addon.scanFiles(listedFiles.map((e) => {
+      const { innodb, system } = isInnodbFile(e.path);
+      return { path: join(dest, e.path), pages: Boolean(opts.pages && innodb), system };
+    }), { threads: opts.threads ?? availableParallelism(), segmentBytes: opts.segmentBytes }, onProgress)
+    : Promise.resolve([]);
+  // Settle the scan's promise whatever the walk does, so a walk failure cannot leave it unhandled.
+  const scanned = scan.then((r) => ({ results: r }), (e: unknown) => ({ error: e }));
+
   const listed = new Map(manifest.entries.map((e) => [e.path, e]));
   const found = new Map<string, Found>();
   await walk(dest, listed, found, problems);
 
-  // Listed entries: presence, type, mode, symlink targets; collect the files to read.
-  const toRead: { entry: ManifestEntry; input: ScanInput }[] = [];
+  // Listed entries: presence, type, mode, symlink targets; the files whose scan results count.
+  const toRead = new Set<ManifestEntry>();
   const missingDirs: string[] = [];
   const underMissing = (p: string) => missingDirs.find((d) => p.startsWith(d + '/'));
+  const checkMode = (e: ManifestEntry, mode: number) => {
+    if ((e.mode & 0o7777) !== mode) {
+      problems.push({ kind: 'mode', path: e.path, expected: octal(e.mode), actual: octal(mode),
+        message: `${e.path}: mode ${octal(mode)}, the manifest says ${octal(e.mode)}` });
+    }
+  };
   for (const e of [...manifest.entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     const f = found.get(e.path);
     if (!f) {
@@ -310,10 +348,7 @@ export async function verifyBackup(dest: string, opts: VerifyOptions = {}): Prom
         message: `${e.path}: the manifest lists a ${e.type}, the backup has a ${f.type}` });
       continue;
     }
-    if (e.type !== 'symlink' && (e.mode & 0o7777) !== f.mode) {
-      problems.push({ kind: 'mode', path: e.path, expected: octal(e.mode), actual: octal(f.mode),
-        message: `${e.path}: mode ${octal(f.mode)}, the manifest says ${octal(e.mode)}` });
-    }
+    if (e.type !== 'symlink' && f.mode !== null) checkMode(e, f.mode);
     if (e.type === 'dir') checked.dirs++;
     else if (e.type === 'symlink') {
       checked.symlinks++;
@@ -323,8 +358,7 @@ export async function verifyBackup(dest: string, opts: VerifyOptions = {}): Prom
           message: `${e.path}: symlink to ${JSON.stringify(target)}, the manifest says ${JSON.stringify(e.target)}` });
       }
     } else {
-      const { innodb, system } = isInnodbFile(e.path);
-      toRead.push({ entry: e, input: { path: join(dest, e.path), pages: Boolean(opts.pages && innodb), system } });
+      toRead.add(e);
     }
   }
   for (const d of missingDirs) {
@@ -335,24 +369,15 @@ export async function verifyBackup(dest: string, opts: VerifyOptions = {}): Prom
     }
   }
 
-  // Read every listed file once: size, CRC32C and, for tablespaces, pages.
-  const bytesTotal = toRead.reduce((s, r) => s + (found.get(r.entry.path)?.size ?? 0), 0);
-  const threads = opts.threads ?? availableParallelism();
-  let done = false;
-  const onProgress = opts.onProgress
-    ? (b: number, f: number) => {
-      if (!done) opts.onProgress!({ bytes: b, bytesTotal, files: f, filesTotal: toRead.length });
-    }
-    : undefined;
-  const results = toRead.length
-    ? await addon.scanFiles(toRead.map((r) => r.input), { threads, segmentBytes: opts.segmentBytes }, onProgress)
-    : [];
-  done = true;
-  opts.onProgress?.({ bytes: bytesTotal, bytesTotal, files: toRead.length, filesTotal: toRead.length });
+  const outcome = await scanned;
+  scanDone = true;
+  if ('error' in outcome) throw outcome.error;
+  opts.onProgress?.({ bytes: bytesTotal, bytesTotal, files: listedFiles.length, filesTotal: listedFiles.length });
 
   const innodb = { tablespaces: 0, pages: 0, zero_pages: 0, skipped_pages: 0, bad_pages: 0 };
-  results.forEach((r, i) => {
-    const e = toRead[i].entry;
+  outcome.results.forEach((r, i) => {
+    const e = listedFiles[i];
+    if (!toRead.has(e)) return;
     if (r.error) {
       problems.push({ kind: 'unreadable', path: e.path,
         message: r.error.code === 'ESTALE'
@@ -360,6 +385,7 @@ export async function verifyBackup(dest: string, opts: VerifyOptions = {}): Prom
           : `${e.path}: cannot be read: ${r.error.message} [${r.error.code}]` });
       return;
     }
+    if (found.get(e.path)!.mode === null) checkMode(e, r.mode);
     checked.files++;
     checked.bytes += r.size;
     if (r.size !== e.size) {
