@@ -4,11 +4,11 @@
 // Location: --catalog PATH, else $HOTBACKUP_CATALOG, else
 // ($XDG_STATE_HOME or ~/.local/state)/hotbackup/catalog.db. WAL mode, busy timeout 5 s, so
 // several CLI processes can share it.
-import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { BackupError, BackupStatus } from './client.js';
+import { openSqlite, type SqliteDatabase } from './sqlite.js';
 
 /** States of a catalog entry: the shim's states plus the CLI's own. */
 export type CatalogState =
@@ -110,11 +110,11 @@ function toRecord(row: BackupRow): BackupRecord {
 }
 
 export class Catalog {
-  readonly db: Database.Database;
+  readonly db: SqliteDatabase;
 
   constructor(public readonly path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
+    this.db = openSqlite(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');

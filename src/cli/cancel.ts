@@ -6,8 +6,6 @@ import { removeCreatedDest, serverSocket, waitSettled } from './server.js';
 import { recordStatus } from './status.js';
 
 export default defineCommand({
-  command: 'cancel',
-  describe: 'Stop the running backup and remove its partial destination',
   examples: [['hotbackup cancel', 'stop the backup; the catalog records it as cancelled']],
   server: true,
   builder: (y) => jsonOption(socketOption(y)),

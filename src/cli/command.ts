@@ -133,10 +133,8 @@ export class Context {
   }
 }
 
+/** A command module's default export; its command string and description are in commands.ts. */
 export interface CommandDef<A> {
-  /** yargs command string, e.g. 'start <dest>'. */
-  command: string;
-  describe: string;
   /** [command line, what it does] pairs shown in --help. */
   examples: [string, string][];
   /** Adds this command's options. */

@@ -20,8 +20,6 @@ import { defineCommand, EXIT, jsonOption, UserError } from './command.js';
 import { watch } from './start.js';
 
 export default defineCommand({
-  command: 'demo',
-  describe: 'Back up a busy SQLite database under the shim, then verify the backup',
   examples: [
     ['hotbackup demo', 'the whole story in one command'],
     ['hotbackup demo --journal delete --throttle 1MiB/s', 'rollback-journal mode, a slower copy'],

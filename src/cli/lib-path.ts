@@ -3,8 +3,6 @@ import { requireShimPath } from '../lib-path.js';
 import { defineCommand, EXIT, UserError } from './command.js';
 
 export default defineCommand({
-  command: 'lib-path',
-  describe: 'Print the absolute path of libhotbackup.so (for LD_PRELOAD)',
   examples: [['LD_PRELOAD=$(hotbackup lib-path) HOTBACKUP_SOCKET=/run/hb.sock mariadbd', 'run a server under the shim']],
   builder: (y) => y,
   async run(_args, ctx) {

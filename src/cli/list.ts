@@ -42,8 +42,6 @@ function row(b: BackupRecord): string[] {
 }
 
 export default defineCommand({
-  command: 'list',
-  describe: 'List the backups started through this CLI (the catalog)',
   examples: [['hotbackup list', 'id, state, start time, size, files, destination'], ['hotbackup list --json', '{"backups": [...]}']],
   builder: (y) => jsonOption(y),
   async run(args, ctx) {

@@ -5,8 +5,6 @@ import { recoverDeadJournals } from '../journal.js';
 import { defineCommand, EXIT, jsonOption } from './command.js';
 
 export default defineCommand({
-  command: 'recover',
-  describe: 'Undo what a killed hotbackup left half done, reporting each step',
   examples: [['hotbackup recover', 'roll back unfinished journals of dead hotbackup processes']],
   builder: (y) => jsonOption(y),
   async run(args, ctx) {

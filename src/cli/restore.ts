@@ -15,8 +15,6 @@ import { formatBytes, formatDuration } from '../units.js';
 import { defineCommand, EXIT, jsonOption, UserError } from './command.js';
 
 export default defineCommand({
-  command: 'restore <backup> <target>',
-  describe: 'Restore a complete backup into a new data directory (optionally run crash recovery now)',
   examples: [
     ['hotbackup restore /backup/mon /var/lib/mysql-new --owner mysql --recover', 'copy, chown, run InnoDB recovery now'],
     ['hotbackup restore /backup/mon /var/lib/mysql-new --move', 'move the files out of the backup (same file system)'],

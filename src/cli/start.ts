@@ -8,7 +8,7 @@
 // With --wait it then shows progress until the backup ends; exit 0 only when it is `done`.
 import { chownSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import cliProgress from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { type BackupStatus, request, waitForEnd } from '../client.js';
 import { withJournal } from '../journal.js';
 import { formatBytes, formatDuration, formatRate, parseRate } from '../units.js';
@@ -93,8 +93,6 @@ export function validateStart(plan: StartPlan, defaultSource: string | null): vo
 }
 
 export default defineCommand({
-  command: 'start <dest>',
-  describe: 'Start a hot backup of the server\'s data into DEST',
   examples: [
     ['hotbackup start /backup/2026-11-21', 'back up the server\'s working directory (its datadir)'],
     ['hotbackup start /backup/x --source /var/lib/mysql --throttle 50MB/s --wait', 'one source, at most 50 MB/s, wait for the end'],
@@ -192,13 +190,14 @@ export default defineCommand({
  *  `stderr` (null: silent). */
 export async function watch(stderr: Io['stderr'] | null, socket: string, interval: number): Promise<BackupStatus> {
   const tty = Boolean(stderr?.isTTY);
-  let bar: cliProgress.SingleBar | undefined;
+  const cliProgress = tty ? (await import('cli-progress')).default : null;
+  let bar: SingleBar | undefined;
   let lastLine = 0;
   let lastState = '';
   try {
     return await waitForEnd(socket, (s) => {
       if (!stderr) return;
-      if (tty) {
+      if (cliProgress) {
         if (!bar) {
           bar = new cliProgress.SingleBar({
             stream: stderr as NodeJS.WritableStream,

@@ -12,8 +12,6 @@ export function recordStatus(ctx: Context, socket: string, s: BackupStatus): voi
 }
 
 export default defineCommand({
-  command: 'status',
-  describe: 'Show the current or last backup of the server',
   examples: [
     ['hotbackup status', 'state, progress, rate, ETA, errors'],
     ['hotbackup status --json', 'the same as one JSON object (fields in docs/protocol.md)'],

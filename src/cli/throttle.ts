@@ -5,8 +5,6 @@ import { defineCommand, EXIT, jsonOption, socketOption, UserError } from './comm
 import { serverSocket } from './server.js';
 
 export default defineCommand({
-  command: 'throttle [rate]',
-  describe: 'Change the copy rate of the running backup (e.g. 20MB/s, 512KiB/s, off)',
   examples: [
     ['hotbackup throttle 20MB/s', 'copy at most 20,000,000 bytes per second'],
     ['hotbackup throttle 512KiB/s', 'copy at most 524,288 bytes per second'],

@@ -3,10 +3,10 @@
 // incomplete (no manifest); 2 when DEST is not a directory.
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import cliProgress from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { AddonLoadError } from '../addon.js';
 import { Journal } from '../journal.js';
-import { restoreTest, type RestoreTestReport } from '../mariadb/restore-test.js';
+import type { RestoreTestReport } from '../mariadb/restore-test.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { verifyBackup, type VerifyProblem, type VerifyReport } from '../verify.js';
 import { defineCommand, EXIT, jsonOption, UserError } from './command.js';
@@ -33,8 +33,6 @@ function problemLine(p: VerifyProblem): string {
 }
 
 export default defineCommand({
-  command: 'verify <dest>',
-  describe: 'Check a backup against its manifest: every file, size, CRC32C (and InnoDB page with --pages)',
   examples: [
     ['hotbackup verify /backup/2026-11-21', 'manifest intact, every file present with its size and checksum, nothing extra'],
     ['hotbackup verify /backup/2026-11-21 --pages', 'also check every page of every InnoDB tablespace'],
@@ -63,13 +61,15 @@ export default defineCommand({
     }
 
     const stderr = ctx.io.stderr;
-    let bar: cliProgress.SingleBar | undefined;
+    // Loaded only for a terminal: every millisecond of start-up counts against a warm verify.
+    const cliProgress = stderr.isTTY && !args.json ? (await import('cli-progress')).default : null;
+    let bar: SingleBar | undefined;
     const report = await (async () => {
       try {
         return await verifyBackup(dest, {
           pages: args.pages,
           threads: args.threads,
-          onProgress: stderr.isTTY && !args.json
+          onProgress: cliProgress
             ? (p) => {
               if (!bar) {
                 bar = new cliProgress.SingleBar({
@@ -99,6 +99,7 @@ export default defineCommand({
     if (args.restoreTest && report.status === 'verified') {
       const j = Journal.begin(ctx.catalog(), 'verify', ctx.argv, { env: ctx.env, log: (l) => ctx.log(l) });
       try {
+        const { restoreTest } = await import('../mariadb/restore-test.js');
         restore = await restoreTest(dest, { journal: j, log: (l) => ctx.log(l) });
       } catch (e) {
         await j.rollback(e);

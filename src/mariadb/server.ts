@@ -11,7 +11,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import mysql from 'mysql2/promise';
+// mysql2 takes ~50 ms to load: only commands that talk to a server pay for it.
+import type { Connection } from 'mysql2/promise';
 
 /** Where the MariaDB programs are; null fields when absent. */
 export interface MariadbInstall {
@@ -183,7 +184,8 @@ export class MariaServer {
   }
 
   /** A new connection as root over the socket (close it with end()). */
-  connect(database?: string): Promise<mysql.Connection> {
+  async connect(database?: string): Promise<Connection> {
+    const { default: mysql } = await import('mysql2/promise');
     return mysql.createConnection({ socketPath: this.socket, user: 'root', database, multipleStatements: false, connectTimeout: 10_000 });
   }
 

@@ -12,12 +12,12 @@
 //     since the backup is the database at one instant;
 //   - every transfer acknowledged (COMMIT returned) before the cut is in it;
 //   - no transfer that started after the cut is in it.
-import Database from 'better-sqlite3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rawRequest } from '../client.js';
+import { openSqlite, type SqliteDatabase } from '../sqlite.js';
 
 export type JournalMode = 'wal' | 'delete';
 
@@ -410,10 +410,10 @@ export function checkBankBackup(
     }
   }
 
-  let db: Database.Database;
+  let db: SqliteDatabase;
   try {
     if (!existsSync(backupDbPath) || !statSync(backupDbPath).isFile()) throw new Error(`${backupDbPath} is not a file`);
-    db = new Database(backupDbPath, { fileMustExist: true });
+    db = openSqlite(backupDbPath, { fileMustExist: true });
   } catch (e) {
     r.integrity = `cannot open: ${(e as Error).message}`;
     problems.push(`the backup database cannot be opened: ${(e as Error).message}`);
@@ -485,7 +485,7 @@ export function checkBankBackup(
   return r;
 }
 
-function invariant(db: Database.Database, r: BankCheckResult): void {
+function invariant(db: SqliteDatabase, r: BankCheckResult): void {
   const why = (s: string) => {
     r.invariantOk = false;
     r.invariantWhy = s;
