@@ -18,7 +18,7 @@ export const FULL = {
   throttle: { rates: [10 * MB, 50 * MB, 200 * MB], seconds: 8, change: [20 * MB, 100 * MB], changeSeconds: 5 },
   restore: { reps: 2 },
   files: { tables: [300, 1000, 2000], reps: 2 },
-  verify: { reps: 2, benchArgs: ['--size=1GiB', '--runs=2'] },
+  verify: { reps: 2, benchArgs: ['--sizes=1GiB', '--runs=2'] },
 };
 
 export const QUICK = {
@@ -35,7 +35,7 @@ export const QUICK = {
   throttle: { rates: [20 * MB, 50 * MB, 100 * MB], seconds: 1.5, change: [20 * MB, 60 * MB], changeSeconds: 1.2 },
   restore: { reps: 1 },
   files: { tables: [10, 20, 40], reps: 1 },
-  verify: { reps: 1, benchArgs: ['--size=48MiB', '--files=12', '--runs=1'] },
+  verify: { reps: 1, benchArgs: ['--sizes=48MiB', '--files=12', '--runs=1'] },
 };
 
 export { MB };

@@ -2,10 +2,12 @@
 // Speed of `hotbackup verify` against `cat` of the same files to /dev/null, warm and cold cache.
 // Not a test: it measures and writes bench/results/verify-<date>.json and .md.
 //
-//   node bench/verify.mjs [--size=2GiB] [--files=64] [--runs=5] [--keep=DIR] [--out=bench/results]
+//   node bench/verify.mjs [--sizes=2GiB,8GiB] [--files=64] [--runs=5] [--keep=DIR] [--out=bench/results]
 //
+// For each size:
 // 1. Makes a data directory (files of random bytes, a few large and many small), backs it up
-//    with the real shim (an idle Node process under LD_PRELOAD) so the backup has its manifest.
+//    with the real shim (an idle Node process under LD_PRELOAD) so the backup has its manifest,
+//    then removes the source (it would only compete for the page cache).
 // 2. Runs, alternately, `cat FILES > /dev/null` and `hotbackup verify DEST --json` (the CLI as a
 //    user runs it: process start, manifest, walk, reading, checksums), `runs` times each, warm
 //    (files in the page cache) and cold (evicted before every run).
@@ -27,7 +29,7 @@ const parseSize = (s) => {
   if (!m) throw new Error(`bad size ${s}`);
   return Math.round(Number(m[1]) * { b: 1, kib: 1024, mib: 1 << 20, gib: 1 << 30 }[(m[2] ?? 'B').toLowerCase()]);
 };
-const SIZE = parseSize(arg('size', '2GiB'));
+const SIZES = arg('sizes', arg('size', '2GiB,8GiB')).split(',').map((x) => x.trim());
 const FILES = Number(arg('files', '64'));
 const RUNS = Number(arg('runs', '5'));
 const OUT = arg('out', join(root, 'bench', 'results'));
@@ -37,13 +39,15 @@ if (!existsSync(shim)) throw new Error(`${shim} is not built: run node scripts/b
 if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is not built: run npm run build:ts');
 
 const work = arg('keep') ?? mkdtempSync(join(tmpdir(), 'hb-bench-verify-'));
-const src = join(work, 'src');
-const dest = join(work, 'backup');
+let SIZE = 0;
+let src = '';
+let dest = '';
 const log = (...a) => console.error('[bench]', ...a);
 
 // ---- data: FILES-8 large files sharing 90% of SIZE, 8 directories of small files for the rest ----
 function makeData() {
   if (existsSync(join(dest, 'hotbackup_manifest.json'))) return;
+  rmSync(join(work, 'backup'), { recursive: true, force: true }); // an older single-size layout
   rmSync(src, { recursive: true, force: true });
   rmSync(dest, { recursive: true, force: true });
   mkdirSync(src, { recursive: true });
@@ -99,8 +103,12 @@ async function backup() {
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
+    // The next size starts its own server on the same socket: this one must be gone first.
+    const exited = new Promise((res) => child.once('exit', res));
     child.stdin.end();
+    await exited;
   }
+  rmSync(src, { recursive: true, force: true });
 }
 
 function listFiles(dir, rel = '') {
@@ -182,13 +190,17 @@ const median = (a) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-async function mainBench() {
-  log(`data: ${SIZE} bytes in ~${FILES} large + 400 small files under ${work}`);
+/** One size: data, backup, then warm and cold runs. */
+async function benchSize(label) {
+  SIZE = parseSize(label);
+  src = join(work, `src-${label}`);
+  dest = join(work, `backup-${label}`);
+  log(`${label}: ${SIZE} bytes in ~${FILES} large + 400 small files under ${work}`);
   makeData();
   await backup();
   const files = listFiles(dest);
-  const bytes = files.reduce((s, f) => s + statSync(f).size, 0);
-  log(`backup: ${files.length} files, ${bytes} bytes`);
+  const bytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
+  log(`${label} backup: ${files.length} files, ${bytes} bytes`);
   const results = {};
   for (const mode of ['warm', 'cold']) {
     const rec = { cat: [], verify: [], verify_internal: [], cat_cpu_s: [], verify_cpu_s: [], cached_before: [], loadavg_1min: [] };
@@ -209,7 +221,7 @@ async function mainBench() {
           rec.verify_cpu_s.push(v.cpu);
         }
       }
-      log(`${mode} run ${i + 1}/${RUNS}: cat ${rec.cat.at(-1).toFixed(3)} s, verify ${rec.verify.at(-1).toFixed(3)} s`);
+      log(`${label} ${mode} run ${i + 1}/${RUNS}: cat ${rec.cat.at(-1).toFixed(3)} s, verify ${rec.verify.at(-1).toFixed(3)} s`);
     }
     const cat = median(rec.cat);
     const ver = median(rec.verify);
@@ -221,51 +233,65 @@ async function mainBench() {
       verify_mb_per_s: bytes / ver / 1e6,
       verify_internal_mb_per_s: bytes / median(rec.verify_internal) / 1e6,
       ratio: cat / ver,
+      ratio_internal: cat / median(rec.verify_internal),
       cat_cpu_s_per_gib: GNU_TIME ? median(rec.cat_cpu_s) / (bytes / 2 ** 30) : null,
       verify_cpu_s_per_gib: GNU_TIME ? median(rec.verify_cpu_s) / (bytes / 2 ** 30) : null,
     };
   }
+  return {
+    size: label,
+    dataset: { files: files.length, bytes, layout: `${Math.max(1, FILES - 8)} large files (90%), 400 small files in 8 directories (10%), random bytes` },
+    results,
+  };
+}
+
+async function mainBench() {
+  const sizes = [];
+  for (const label of SIZES) sizes.push(await benchSize(label));
   const date = new Date().toISOString();
   const doc = {
     benchmark: 'hotbackup verify vs cat > /dev/null',
     date,
     machine: { cpus: cpus().length, available_parallelism: availableParallelism(), model: cpus()[0]?.model, memory_bytes: totalmem(),
       kernel: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(), node: process.version },
-    dataset: { files: files.length, bytes, layout: `${Math.max(1, FILES - 8)} large files (90%), 400 small files in 8 directories (10%), random bytes` },
     method: {
       runs: RUNS, statistic: 'median wall time of the whole command, alternating the two commands',
-      verify: 'node bin/hotbackup.js verify DEST --json (process start included; verify_internal_* is the report\'s own duration)',
+      verify: 'node bin/hotbackup.js verify DEST --json (process start included; verify_internal_* and ratio_internal use the report\'s own duration)',
       cat: 'sh -c \'cat FILES > /dev/null\' (the same files, in the same order)',
       cold: coldMethod,
       load: 'loadavg_1min is the machine\'s 1-minute load average before each run: other sessions share these CPUs and the disk',
       note: 'cached_before is the fraction of the first 64 files\' bytes in the page cache before each run (fincore); a virtual disk may still be cached by the host',
     },
-    results,
+    sizes,
   };
   mkdirSync(OUT, { recursive: true });
   const stem = join(OUT, `verify-${date.slice(0, 16).replace(':', '')}`);
   writeFileSync(`${stem}.json`, JSON.stringify(doc, null, 2) + '\n');
-  const row = (m) => {
-    const r = results[m];
+  const pct = (x) => `${(100 * x).toFixed(0)}%`;
+  const row = (sz, m) => {
+    const r = sz.results[m];
     const cpu = (x) => (x === null ? '-' : `${x.toFixed(2)} s`);
-    return `| ${m} | ${r.cat_mb_per_s.toFixed(0)} MB/s (${r.cat_median_s.toFixed(3)} s) | ${r.verify_mb_per_s.toFixed(0)} MB/s (${r.verify_median_s.toFixed(3)} s) | ${r.verify_internal_mb_per_s.toFixed(0)} MB/s | **${(100 * r.ratio).toFixed(0)}%** | ${cpu(r.cat_cpu_s_per_gib)} | ${cpu(r.verify_cpu_s_per_gib)} |`;
+    const size = sz.dataset.bytes >= 2 ** 30 ? `${(sz.dataset.bytes / 2 ** 30).toFixed(1)} GiB` : `${(sz.dataset.bytes / 2 ** 20).toFixed(0)} MiB`;
+    return `| ${size} | ${m} | ${r.cat_mb_per_s.toFixed(0)} MB/s (${r.cat_median_s.toFixed(3)} s) | ${r.verify_mb_per_s.toFixed(0)} MB/s (${r.verify_median_s.toFixed(3)} s) | **${pct(r.ratio)}** | ${r.verify_internal_mb_per_s.toFixed(0)} MB/s (${pct(r.ratio_internal)}) | ${cpu(r.cat_cpu_s_per_gib)} | ${cpu(r.verify_cpu_s_per_gib)} |`;
   };
+  const all = sizes.flatMap((sz) => ['warm', 'cold'].map((m) => sz.results[m]));
+  const loads = all.flatMap((r) => r.loadavg_1min);
   const md = `# hotbackup verify vs cat — ${date.slice(0, 10)}
 
 ${doc.machine.cpus} CPUs (${doc.machine.model}), ${(doc.machine.memory_bytes / 2 ** 30).toFixed(0)} GiB, Linux ${doc.machine.kernel}, Node ${doc.machine.node}.
-Data: ${files.length} files, ${(bytes / 2 ** 20).toFixed(0)} MiB (${doc.dataset.layout}), a backup taken by the shim.
-Median of ${RUNS} runs, alternating; verify = the whole CLI process (\`hotbackup verify DEST --json\`), cat = \`cat FILES > /dev/null\`.
+Data: ${sizes.map((sz) => `${sz.dataset.files} files, ${(sz.dataset.bytes / 2 ** 20).toFixed(0)} MiB`).join('; ')} (${sizes[0].dataset.layout}), each a backup taken by the shim.
+Median of ${RUNS} runs, alternating; verify = the whole CLI process (\`hotbackup verify DEST --json\`: Node's start-up, the manifest, the walk, reading and checksums), cat = \`cat FILES > /dev/null\`.
 
-| cache | cat | verify | verify (own timer) | verify / cat | cat CPU per GiB | verify CPU per GiB |
-| --- | --- | --- | --- | --- | --- | --- |
-${row('warm')}
-${row('cold')}
+| data | cache | cat | verify | verify / cat | verify's own timer (/ cat) | cat CPU per GiB | verify CPU per GiB |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+${sizes.flatMap((sz) => ['warm', 'cold'].map((m) => row(sz, m))).join('\n')}
 
+verify / cat is the rate of the whole command against cat's; "own timer" is the report's duration_ms (without starting Node, ~0.1 s).
 CPU per GiB: user + system seconds of the whole command (GNU time), median, per GiB read; verify's includes starting Node and the CLI.
 Cold cache: ${coldMethod}.
-1-minute load average during the runs (the machine is shared): ${Math.min(...results.warm.loadavg_1min, ...results.cold.loadavg_1min).toFixed(1)}–${Math.max(...results.warm.loadavg_1min, ...results.cold.loadavg_1min).toFixed(1)} on ${cpus().length} CPUs.
-Page cache before the runs (fincore, fraction of bytes resident): warm ${fmtFrac(results.warm.cached_before)}, cold ${fmtFrac(results.cold.cached_before)}.
-Raw numbers: \`${relative(root, stem)}.json\`. Reproduce: \`node bench/verify.mjs --size=${arg('size', '2GiB')} --runs=${RUNS}\`.
+1-minute load average during the runs (the machine is shared): ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} on ${cpus().length} CPUs.
+Page cache before the runs (fincore, fraction of bytes resident): warm ${fmtFrac(sizes.flatMap((sz) => sz.results.warm.cached_before))}, cold ${fmtFrac(sizes.flatMap((sz) => sz.results.cold.cached_before))}.
+Raw numbers: \`${relative(root, stem)}.json\`. Reproduce: \`node bench/verify.mjs --sizes=${SIZES.join(',')} --runs=${RUNS}\`.
 `;
   writeFileSync(`${stem}.md`, md);
   console.log(md);

@@ -452,14 +452,15 @@ export function writeReport(r, file, plotDir) {
     out.push(`verify speed relative to cat: ${msPc(V.verify_vs_cat_speed)}.`);
     const bv = V.bench_verify;
     if (bv?.status === 'absent') out.push(`\nbench/verify.mjs: ${bv.reason}.`);
-    else if (bv?.json?.results) {
+    else if (bv?.json?.sizes) {
       const j = bv.json;
       out.push('');
-      out.push(`bench/verify.mjs (${bv.args.join(' ')}), its own data set: ${j.dataset.files} files, ${gb(j.dataset.bytes)} (${j.dataset.layout}); ` +
+      out.push(`bench/verify.mjs (${bv.args.join(' ')}), its own data sets (${j.sizes[0].dataset.layout}); ` +
         `cold = ${j.method.cold}; ${j.method.statistic}.`);
       out.push('');
-      out.push(table(['cache', 'cat MB/s', 'hotbackup verify MB/s', 'verify (own timing) MB/s', 'verify speed / cat'],
-        Object.entries(j.results).map(([k, x]) => [k, fx(x.cat_mb_per_s, 0), fx(x.verify_mb_per_s, 0), fx(x.verify_internal_mb_per_s, 0), pc(x.ratio)])));
+      out.push(table(['data', 'cache', 'cat MB/s', 'hotbackup verify MB/s', 'verify (own timing) MB/s', 'verify speed / cat'],
+        j.sizes.flatMap((sz) => Object.entries(sz.results).map(([k, x]) =>
+          [`${sz.dataset.files} files, ${gb(sz.dataset.bytes)}`, k, fx(x.cat_mb_per_s, 0), fx(x.verify_mb_per_s, 0), fx(x.verify_internal_mb_per_s, 0), pc(x.ratio)]))));
     } else if (bv) out.push(`\nbench/verify.mjs (exit ${bv.exit}) gave no JSON:\n\n\`\`\`\n${bv.text}\n\`\`\``);
   } else out.push(notOk(s.verify));
   out.push('');

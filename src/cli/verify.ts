@@ -43,7 +43,7 @@ export default defineCommand({
     jsonOption(y
       .positional('dest', { type: 'string', demandOption: true, describe: 'the backup directory' })
       .option('pages', { type: 'boolean', default: false, describe: 'check every page of InnoDB tablespaces (*.ibd, ibdata*, undo*)' })
-      .option('threads', { type: 'number', describe: 'reader threads (default: the number of CPUs)', requiresArg: true })
+      .option('threads', { type: 'number', describe: 'reader threads (default: the number of CPUs, at least 4)', requiresArg: true })
       .option('restore-test', { type: 'boolean', default: false,
         describe: 'MariaDB: restore into a scratch copy, let crash recovery run on a throwaway server, CHECK TABLE every table' })),
   async run(args, ctx) {
