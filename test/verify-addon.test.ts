@@ -161,13 +161,14 @@ test('scanFiles: files in the page cache are checksummed in place, equal to read
   const a = loadAddon();
   const tmp = makeTmp('hb-addon-mapped-');
   try {
-    // Just written, so resident: large enough to be mapped, several segments, a ragged end.
-    const data = randomBytes(5 * 1024 * 1024 + 12_345);
+    // Just written, so resident: two 4 MiB segments large enough to be mapped, then a ragged
+    // tail small enough to be read.
+    const data = randomBytes(9 * 1024 * 1024 + 12_345);
     const path = join(tmp.dir, 'warm');
     writeFileSync(path, data);
     const progress: number[] = [];
-    const [mapped] = await a.scanFiles([{ path }], { threads: 2, segmentBytes: 2 * 1024 * 1024 }, (b) => progress.push(b));
-    const [read] = await a.scanFiles([{ path }], { threads: 2, segmentBytes: 2 * 1024 * 1024, mapCached: false });
+    const [mapped] = await a.scanFiles([{ path }], { threads: 2, segmentBytes: 4 * 1024 * 1024 }, (b) => progress.push(b));
+    const [read] = await a.scanFiles([{ path }], { threads: 2, segmentBytes: 4 * 1024 * 1024, mapCached: false });
     assert.equal(mapped.error, null);
     assert.equal(mapped.crc32c, crc32cTs(data));
     assert.equal(read.crc32c, crc32cTs(data));
