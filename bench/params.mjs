@@ -18,7 +18,7 @@ export const FULL = {
   throttle: { rates: [10 * MB, 50 * MB, 200 * MB], seconds: 8, change: [20 * MB, 100 * MB], changeSeconds: 5 },
   restore: { reps: 2 },
   files: { tables: [300, 1000, 2000], reps: 2 },
-  verify: { reps: 2, benchArgs: ['--sizes=1GiB', '--runs=2'] },
+  verify: { reps: 2, benchArgs: ['--sizes=2GiB', '--runs=3'] },
 };
 
 export const QUICK = {
