@@ -32,6 +32,12 @@ bool Json::has(const std::string &k) const {
     if (p.first == k) return true;
   return false;
 }
+const Json *Json::get(const std::string &k) const {
+  if (type != Obj) return nullptr;
+  for (auto &p : o)
+    if (p.first == k) return &p.second;
+  return nullptr;
+}
 const Json &Json::operator[](const std::string &k) const {
   if (type != Obj) return kNull;
   for (auto &p : o)

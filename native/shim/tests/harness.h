@@ -44,6 +44,7 @@ struct Json {
   bool is_obj() const { return type == Obj; }
   bool is_arr() const { return type == Arr; }
   bool has(const std::string &k) const;
+  const Json *get(const std::string &k) const;        // the member, or nullptr when missing
   const Json &operator[](const std::string &k) const;  // a Null when missing
   const Json &operator[](size_t i) const;              // a Null when out of range
   std::string str() const { return type == Str ? s : std::string(); }

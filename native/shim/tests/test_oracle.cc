@@ -44,10 +44,11 @@
 #include <vector>
 
 #include "hotbackup.h"
-#include "oracle_json.h"
+#include "harness.h"  // its JSON reader only
 #include "oracle_model.h"
 
 using namespace oracle;
+using hbt::Json;
 
 namespace {
 
@@ -768,7 +769,8 @@ bool request(const std::string &req, Json *reply, std::string *raw) {
   *raw = r;
   hotbackup_free(r);
   std::string err;
-  return parse_json(*raw, reply, &err);
+  *reply = hbt::parse_json(*raw, &err);
+  return err.empty();
 }
 
 std::string jstr(const Json *j) {
@@ -1076,7 +1078,7 @@ int main(int argc, char **argv) {
     throttle = std::max<int64_t>(64 * 1024, bytes / 3);
   }
 
-  std::string start = "{\"op\":\"start\",\"dest\":" + json_quote(D) + ",\"sources\":[" + json_quote(S) +
+  std::string start = "{\"op\":\"start\",\"dest\":" + hbt::jstr(D) + ",\"sources\":[" + hbt::jstr(S) +
                       "],\"throttle_bytes_per_sec\":" + std::to_string(throttle) + "}";
   Json reply;
   std::string raw;
@@ -1149,7 +1151,7 @@ int main(int argc, char **argv) {
     Json mj;
     if (lstat(manifest.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
       return finish_fail("state is done but " + manifest + " is missing or not a regular file", {"# status: " + status_raw});
-    if (!read_file(manifest, &text, &err) || !parse_json(text, &mj, &err) || mj.type != Json::Obj)
+    if (!read_file(manifest, &text, &err) || (mj = hbt::parse_json(text, &err), !err.empty()) || mj.type != Json::Obj)
       return finish_fail("the manifest is not a JSON object: " + err, {});
     const Json *mc = mj.get("cut_at");
     if (mc && mc->is_num() && int64_t(mc->n) != cut_ms)
