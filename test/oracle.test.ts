@@ -11,13 +11,12 @@
 // Each build also runs test_oracle_regressions: the bugs the oracle found, reduced to
 // deterministic named tests.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { nativeTestEnv } from './native-helpers.js';
+import { type NativeResult, runNativeProgram } from './native-helpers.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CI = process.env.CI === 'true';
@@ -49,36 +48,11 @@ const BUILDS = [
   { name: 'tsan', dir: 'build/shim-tsan', make: 'make -C native/shim BUILD=$PWD/build/shim-tsan SANITIZE=thread tests', sanitizer: true, seeds: SANITIZER_SEEDS, timeoutMs: 20 * 60_000 },
 ];
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-  timedOut: boolean;
-}
-
-function runProgram(bin: string, args: string[], build: string, tag: string, timeoutMs: number, hooks = false): Promise<Result> {
-  const tmp = mkdtempSync(join(tmpdir(), `hbo-${build}-${tag}-`));
-  const env = nativeTestEnv(build, tmp, { hooks });
-  delete env.HOTBACKUP_ORACLE_ROOT;
-  return new Promise((resolvePromise) => {
-    const child = spawn(bin, args, { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    // A liveness bound only (a hung backup or a deadlock), never a performance assertion.
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      // A failing seed keeps its tree (the oracle prints where) for inspection; a passing one
-      // has already removed it.
-      if (code === 0) rmSync(tmp, { recursive: true, force: true });
-      resolvePromise({ code, signal, output, timedOut });
-    });
-  });
+// A failing seed keeps its tree (the oracle prints where) for inspection; a passing one has
+// already removed it.
+function runProgram(bin: string, args: string[], build: string, tag: string, timeoutMs: number, hooks = false): Promise<NativeResult> {
+  return runNativeProgram(bin, args, build, `hbo-${build}-${tag}-`, timeoutMs,
+    { hooks, keepOnFailure: true, env: (env) => { delete env.HOTBACKUP_ORACLE_ROOT; } });
 }
 
 /** Appends function and file:line to unsymbolized sanitizer frames "(module+0xOFF)" of our binaries. */

@@ -6,13 +6,11 @@
 // Under CI=true a missing program is a failure; locally it is a loud skip. With
 // HOTBACKUP_TEST_SANITIZERS=0 (`npm test -- --no-sanitizers`) the sanitizer builds are skipped.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { nativeTestEnv } from './native-helpers.js';
+import { runNativeProgram } from './native-helpers.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -47,34 +45,6 @@ const sanitizersOff = process.env.HOTBACKUP_TEST_SANITIZERS === '0';
 // Generous bounds: a program that hangs (a deadlock) is killed and reported, never waited on forever.
 const TIMEOUT_MS = { release: 15 * 60_000, asan: 30 * 60_000, tsan: 45 * 60_000 } as Record<string, number>;
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-  timedOut: boolean;
-}
-
-function runProgram(bin: string, build: string, timeoutMs: number): Promise<Result> {
-  const tmp = mkdtempSync(join(tmpdir(), `hbt-${build}-`));
-  const env = nativeTestEnv(build, tmp);
-  return new Promise((resolvePromise) => {
-    const child = spawn(bin, [], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      rmSync(tmp, { recursive: true, force: true });
-      resolvePromise({ code, signal, output, timedOut });
-    });
-  });
-}
-
 for (const b of BUILDS) {
   describe(`shim scenarios (${b.name} build)`, () => {
     for (const prog of PROGRAMS) {
@@ -91,7 +61,7 @@ for (const b of BUILDS) {
           t.skip(msg);
           return;
         }
-        const r = await runProgram(bin, b.name, TIMEOUT_MS[b.name]);
+        const r = await runNativeProgram(bin, [], b.name, `hbt-${b.name}-`, TIMEOUT_MS[b.name]);
         const failed = r.output.split('\n').filter((l) => l.startsWith('not ok '));
         for (const l of failed) t.diagnostic(l);
         const summary = r.output.split('\n').find((l) => l.startsWith('# pass ')) ?? '(no summary line)';
