@@ -8,7 +8,7 @@ import type { Dirent } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, isAbsolute, join, posix } from 'node:path';
-import { type Addon, loadAddon, type ScanInput } from './addon.js';
+import { type Addon, loadAddon } from './addon.js';
 
 export const MANIFEST_NAME = 'hotbackup_manifest.json';
 export const MANIFEST_FORMAT = 'hotbackup-manifest-1';
@@ -207,7 +207,6 @@ interface Found {
   type: string;
   /** Null for a listed regular file: its mode comes from the scan, which opens it anyway. */
   mode: number | null;
-  size: number | null;
 }
 
 /** Walks DEST (never following symlinks); skips hotbackup_* at the top. Unlisted directories are
@@ -230,10 +229,10 @@ async function walk(dest: string, listed: Map<string, ManifestEntry>, found: Map
     const isListedFile = (r: string, d: Dirent) => d.isFile() && listed.get(r)?.type === 'file';
     const stats = await Promise.all(entries.map(({ path: r, dirent: d }) =>
       isListedFile(r, d) ? null : lstat(join(dest, r)).catch((e: NodeJS.ErrnoException) => e)));
-    for (const [i, { path: r, dirent: d }] of entries.entries()) {
+    for (const [i, { path: r }] of entries.entries()) {
       const st = stats[i];
       if (st === null) {
-        found.set(r, { type: 'file', mode: null, size: null });
+        found.set(r, { type: 'file', mode: null });
         continue;
       }
       if (st instanceof Error) {
@@ -241,7 +240,7 @@ async function walk(dest: string, listed: Map<string, ManifestEntry>, found: Map
         continue;
       }
       const type = typeOf(st);
-      found.set(r, { type, mode: st.mode & 0o7777, size: st.size });
+      found.set(r, { type, mode: st.mode & 0o7777 });
       const entry = listed.get(r);
       if (!entry) {
         let extra = '';
