@@ -12,27 +12,30 @@ export interface CommandEntry {
   load(): Promise<CommandDef<any>>;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const lazy = (importer: () => Promise<{ default: CommandDef<any> }>) => async () => (await importer()).default;
+
 export const COMMANDS: CommandEntry[] = [
   { command: 'start <dest>', describe: 'Start a hot backup of the server\'s data into DEST',
-    load: async () => (await import('./start.js')).default },
+    load: lazy(() => import('./start.js')) },
   { command: 'status', describe: 'Show the current or last backup of the server',
-    load: async () => (await import('./status.js')).default },
+    load: lazy(() => import('./status.js')) },
   { command: 'throttle [rate]', describe: 'Change the copy rate of the running backup (e.g. 20MB/s, 512KiB/s, off)',
-    load: async () => (await import('./throttle.js')).default },
+    load: lazy(() => import('./throttle.js')) },
   { command: 'cancel', describe: 'Stop the running backup and remove its partial destination',
-    load: async () => (await import('./cancel.js')).default },
+    load: lazy(() => import('./cancel.js')) },
   { command: 'list', describe: 'List the backups started through this CLI (the catalog)',
-    load: async () => (await import('./list.js')).default },
+    load: lazy(() => import('./list.js')) },
   { command: 'recover', describe: 'Undo what a killed hotbackup left half done, reporting each step',
-    load: async () => (await import('./recover.js')).default },
+    load: lazy(() => import('./recover.js')) },
   { command: 'restore <backup> <target>', describe: 'Restore a complete backup into a new data directory (optionally run crash recovery now)',
-    load: async () => (await import('./restore.js')).default },
+    load: lazy(() => import('./restore.js')) },
   { command: 'demo', describe: 'Back up a busy SQLite database under the shim, then verify the backup',
-    load: async () => (await import('./demo.js')).default },
+    load: lazy(() => import('./demo.js')) },
   { command: 'lib-path', describe: 'Print the absolute path of libhotbackup.so (for LD_PRELOAD)',
-    load: async () => (await import('./lib-path.js')).default },
+    load: lazy(() => import('./lib-path.js')) },
   { command: 'verify <dest>', describe: 'Check a backup against its manifest: every file, size, CRC32C (and InnoDB page with --pages)',
-    load: async () => (await import('./verify.js')).default },
+    load: lazy(() => import('./verify.js')) },
 ];
 
 /** The word that invokes a command: 'start' for 'start <dest>'. */

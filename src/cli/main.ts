@@ -10,8 +10,7 @@ import { classifyError, type CommandDef, Context, EXIT, type Io, UserError } fro
 import { commandName, COMMANDS } from './commands.js';
 
 // yargs' CommonJS build is one bundled file: loading it costs ~15 ms where its ES module entry
-// costs ~35 ms, and start-up is paid on every command (a warm `verify` of a few GiB is over in
-// a quarter of a second).
+// costs ~35 ms, and start-up is paid on every command (see commands.ts).
 const yargs = createRequire(import.meta.url)('yargs/yargs') as (argv?: string[]) => Argv;
 
 function version(): string {
