@@ -999,15 +999,19 @@ int main(int argc, char **argv) {
   const char *tmpdir = getenv("TMPDIR");
   std::string tmp = tmpdir && *tmpdir ? tmpdir : "/tmp";
   std::string root;
-  if (!getenv("HOTBACKUP_ORACLE_ROOT") && (!getenv("HOTBACKUP_SOCKET") || !getenv("HOTBACKUP_SERVE") || !hotbackup_is_served())) {
+  auto make_root = [&] {
     std::string t = tmp + "/hb-oracle-XXXXXX";
     std::vector<char> buf(t.begin(), t.end());
     buf.push_back(0);
     if (!mkdtemp(buf.data())) {
       perror("mkdtemp");
-      return 2;
+      return false;
     }
     root = buf.data();
+    return true;
+  };
+  if (!getenv("HOTBACKUP_ORACLE_ROOT") && (!getenv("HOTBACKUP_SOCKET") || !getenv("HOTBACKUP_SERVE") || !hotbackup_is_served())) {
+    if (!make_root()) return 2;
     setenv("HOTBACKUP_ORACLE_ROOT", root.c_str(), 1);
     setenv("HOTBACKUP_SERVE", "*", 1);
     setenv("HOTBACKUP_SOCKET", (root + "/ctl.sock").c_str(), 1);
@@ -1021,14 +1025,7 @@ int main(int argc, char **argv) {
     root = r;
     unsetenv("HOTBACKUP_ORACLE_ROOT");  // not for children
   } else {
-    std::string t = tmp + "/hb-oracle-XXXXXX";
-    std::vector<char> buf(t.begin(), t.end());
-    buf.push_back(0);
-    if (!mkdtemp(buf.data())) {
-      perror("mkdtemp");
-      return 2;
-    }
-    root = buf.data();
+    if (!make_root()) return 2;
   }
   // The program may have been served before the re-exec, at the default socket: clean that up.
   {
