@@ -56,7 +56,7 @@ export interface ScanResult {
 }
 
 export interface ScanOptions {
-  /** Reader/checksum threads (default: the number of CPUs). */
+  /** Reader/checksum threads (default: one per CPU, at least 4). */
   threads?: number;
   /** One file is split into segments of this size, checksummed in parallel (default 32 MiB). */
   segmentBytes?: number;

@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "control.h"
@@ -197,8 +196,6 @@ Napi::Value ScanFiles(const Napi::CallbackInfo &info) {
     files[i].system_space = o.Get("system").ToBoolean();
   }
   hb::scan::Options opts;
-  unsigned hw = std::thread::hardware_concurrency();
-  opts.threads = hw ? hw : 2;
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Object o = info[1].As<Napi::Object>();
     if (o.Has("threads") && !o.Get("threads").IsUndefined()) opts.threads = to_u32(o.Get("threads"), "options.threads", USAGE_SCAN);

@@ -280,6 +280,8 @@ class Pool {
 
 }  // namespace
 
+unsigned default_threads() { return std::max(std::thread::hardware_concurrency(), kMinReaders); }
+
 void run(std::vector<FileResult> &files, const Options &opts_in, const Progress &progress) {
   Options opts = opts_in;
   opts.segment_bytes = round_up(opts.segment_bytes, kAlign);
