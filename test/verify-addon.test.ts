@@ -157,7 +157,7 @@ test('scanFiles: parallel segments combine to the file CRC; progress; errors per
   }
 });
 
-test('scanFiles: files in the page cache are checksummed in place, equal to reading them', { skip: skipBuilt }, async () => {
+test('scanFiles: a cached file (its large segments mapped, its tail read) and the same file read with mapCached:false give its CRC', { skip: skipBuilt }, async () => {
   const a = loadAddon();
   const tmp = makeTmp('hb-addon-mapped-');
   try {
