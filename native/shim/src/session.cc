@@ -15,6 +15,7 @@
 #include "json.h"
 #include "paths.h"
 #include "real.h"
+#include "reference.h"
 #include "state.h"
 
 namespace hb {
@@ -253,6 +254,7 @@ std::unique_ptr<Session> Session::create(const StartRequest &req, SessionError *
     used.insert(unique);
     s->dst_roots_.push_back(join_path(s->dest_, unique));
   }
+  s->reference_ = reference_dir_requested();
   s->id_ = g_next_session_id++;
   s->throttle_.set_rate(req.throttle);
   s->started_at_ = now_ms();
@@ -415,6 +417,16 @@ bool Session::map(const std::string &abs, size_t *idx, std::string *rel) const {
 }
 
 std::string Session::dst_path(size_t idx, const std::string &rel) const { return join_path(dst_roots_[idx], rel); }
+
+std::vector<std::string> Session::relative_roots() const {
+  std::vector<std::string> roots;
+  for (auto &r : dst_roots_) {
+    std::string rel;
+    path_inside(r, dest_, &rel);
+    roots.push_back(rel);
+  }
+  return roots;
+}
 
 void Session::enqueue(size_t idx, const std::string &rel) {
   std::lock_guard<std::mutex> g(mu_);
@@ -755,18 +767,24 @@ bool Session::copy_whole(FileObj &f, int srcfd, DstFile &dst) {
 bool Session::take_cut() {
   auto t0 = std::chrono::steady_clock::now();
   pthread_rwlock_wrlock(&g_barrier);
-  bool cut = false;
+  bool cut;
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (queue_.empty() && state_ == State::copying) {
-      capturing_ = false;
-      g_capturing = false;
-      cut_at_ = now_ms();
-      state_ = State::finishing;
-      cut = true;
-    }
+    cut = queue_.empty() && state_ == State::copying;
+  }
+  // The reference is copied while the flag is still on: every mutating call that starts now
+  // takes the capture path and waits at the barrier, so the sources hold still.
+  std::string reference_error;
+  if (cut && !reference_.empty()) reference_error = copy_reference(sources_, relative_roots(), reference_);
+  if (cut) {
+    std::lock_guard<std::mutex> g(mu_);
+    capturing_ = false;
+    g_capturing = false;
+    cut_at_ = now_ms();
+    state_ = State::finishing;
   }
   pthread_rwlock_unlock(&g_barrier);
+  if (!reference_error.empty()) fail("test_reference", reference_error, reference_);
   if (cut) {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
     std::lock_guard<std::mutex> g(mu_);
@@ -910,11 +928,10 @@ bool Session::seal() {
   std::sort(entries.begin(), entries.end(), [](const Entry &a, const Entry &b) { return a.rel < b.rel; });
 
   std::string srcs = "[";
+  std::vector<std::string> roots = relative_roots();
   for (size_t i = 0; i < sources_.size(); i++) {
-    std::string rel;
-    path_inside(dst_roots_[i], dest_, &rel);
     json::ObjectWriter w;
-    w.field("path", sources_[i]).field("dest", rel.empty() ? "." : rel);
+    w.field("path", sources_[i]).field("dest", roots[i].empty() ? "." : roots[i]);
     srcs += (i ? "," : "") + w.done();
   }
   srcs += "]";

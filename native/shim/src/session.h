@@ -85,6 +85,7 @@ class Session {
 
   bool map(const std::string &abs, size_t *idx, std::string *rel) const;
   std::string dst_path(size_t idx, const std::string &rel) const;
+  std::vector<std::string> relative_roots() const;  // each source's place under dest_ ("" = dest_ itself)
   void enqueue(size_t idx, const std::string &rel);
   bool stopped();
   void pause(const char *point, const std::string &path = "");
@@ -108,6 +109,7 @@ class Session {
   uint64_t id_ = 0;
   std::vector<std::string> sources_, dst_roots_;
   std::string dest_;
+  std::string reference_;  // test hook: a copy of the sources taken at the cut (reference.h)
   bool created_dest_ = false;
   Throttle throttle_;
   std::atomic<bool> capturing_{false};
