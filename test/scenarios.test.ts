@@ -22,6 +22,7 @@ const PROGRAMS = [
   'test_races', // pause-point races, stress, features (§4.4 D, F, G)
   'test_process', // exported symbols, children, fork, native AIO disabled
   'test_faults', // ENOSPC/EIO on every k-th backup-side call (§4.4 E)
+  'test_reference', // the byte-exact reference at the cut: equal under load, able to see a torn image, stdio flushes
 ];
 
 const BUILDS: { name: string; dir: string; make: string; sanitizer: boolean }[] = [

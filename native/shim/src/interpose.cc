@@ -234,12 +234,14 @@ std::set<FILE *> *g_streams = new std::set<FILE *>();  // streams open for writi
 
 bool writes(const char *mode) { return mode && (std::strpbrk(mode, "wa+") != nullptr); }
 
-void resync_fd(int fd) {
-  CaptureScope cs;
-  if (Session *s = cs.session()) s->resync_fd(fd);
-}
+// libc writes a stream's buffer (and truncates for "w") with its own internal calls, which no
+// wrapper sees. So the stdio entry points are write paths of their own: they mark the thread
+// busy before reading the flag (a starting backup waits for a flush already under way), and
+// while capturing they run the real call and the whole-file resync under one CaptureScope (the
+// cut cannot fall between a flush and its mirror).
+bool stdio_captured() { return capture_requested() && !t_state.internal; }
 
-FILE *opened_stream(FILE *f, const char *mode) {
+FILE *track_stream(FILE *f, const char *mode, Session *s) {
   if (!f || !tracking()) return f;
   ErrnoKeeper keep;
   files().track_open(fileno(f));
@@ -248,9 +250,22 @@ FILE *opened_stream(FILE *f, const char *mode) {
     std::lock_guard<std::mutex> g(g_streams_mu);
     g_streams->insert(f);
   }
-  if (capture_requested() && !t_state.internal) resync_fd(fileno(f));  // "w" truncated it
+  if (s) s->resync_fd(fileno(f));  // "w" truncated it
   return f;
 }
+
+template <class OpenFn>
+FILE *open_stream(const char *mode, OpenFn open) {
+  if (!tracking() || !writes(mode)) return track_stream(open(), mode, nullptr);
+  BusyMark busy(kPathCall);
+  if (!stdio_captured()) return track_stream(open(), mode, nullptr);
+  busy.clear();
+  CaptureScope cs;
+  return track_stream(open(), mode, cs.session());
+}
+
+// fflush(NULL) flushes every stream, pipes included: a starting backup must not wait on those.
+long stream_mark(FILE *stream) { return stream ? fileno(stream) : kIdle; }
 
 }  // namespace
 
@@ -612,18 +627,28 @@ HB_EXPORT ssize_t sendfile64(int outfd, int infd, off64_t *inoff, size_t count) 
 }
 
 // ---- stdio
-HB_EXPORT FILE *fopen(const char *path, const char *mode) { return opened_stream(real.fopen(path, mode), mode); }
-HB_EXPORT FILE *fopen64(const char *path, const char *mode) { return opened_stream(real.fopen64(path, mode), mode); }
+HB_EXPORT FILE *fopen(const char *path, const char *mode) {
+  return open_stream(mode, [&] { return real.fopen(path, mode); });
+}
+HB_EXPORT FILE *fopen64(const char *path, const char *mode) {
+  return open_stream(mode, [&] { return real.fopen64(path, mode); });
+}
 HB_EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream) {
-  return opened_stream(real.freopen(path, mode, stream), mode);
+  return open_stream(mode, [&] { return real.freopen(path, mode, stream); });
 }
 HB_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream) {
-  return opened_stream(real.freopen64(path, mode, stream), mode);
+  return open_stream(mode, [&] { return real.freopen64(path, mode, stream); });
 }
-HB_EXPORT FILE *fdopen(int fd, const char *mode) { return opened_stream(real.fdopen(fd, mode), mode); }
+HB_EXPORT FILE *fdopen(int fd, const char *mode) { return open_stream(mode, [&] { return real.fdopen(fd, mode); }); }
 HB_EXPORT int fflush(FILE *stream) {
+  if (!tracking()) return real.fflush(stream);
+  BusyMark busy(stream_mark(stream));
+  if (!stdio_captured()) return real.fflush(stream);
+  busy.clear();
+  CaptureScope cs;
   int r = real.fflush(stream);
-  if (!tracking() || !capture_requested() || t_state.internal) return r;
+  Session *s = cs.session();
+  if (!s) return r;
   ErrnoKeeper keep;
   std::vector<int> fds;
   {
@@ -634,7 +659,7 @@ HB_EXPORT int fflush(FILE *stream) {
       for (FILE *f : *g_streams) fds.push_back(fileno(f));
     }
   }
-  for (int fd : fds) resync_fd(fd);
+  for (int fd : fds) s->resync_fd(fd);
   return r;
 }
 HB_EXPORT int fclose(FILE *stream) {
@@ -645,11 +670,14 @@ HB_EXPORT int fclose(FILE *stream) {
     std::lock_guard<std::mutex> g(g_streams_mu);
     wrote = g_streams->erase(stream) > 0;
   }
-  if (wrote && capture_requested() && !t_state.internal) {
+  BusyMark busy(wrote ? fd : kIdle);
+  if (wrote && stdio_captured()) {
+    busy.clear();
     // Flush, copy the file again while the stream's fd still names it, then close.
+    CaptureScope cs;
     real.fflush(stream);
     ErrnoKeeper keep;
-    resync_fd(fd);
+    if (Session *s = cs.session()) s->resync_fd(fd);
   }
   files().untrack(fd);
   return real.fclose(stream);
