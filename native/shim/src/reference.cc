@@ -31,10 +31,11 @@ std::string copy_file(const std::string &src, const std::string &dst, mode_t mod
   bool direct = in >= 0;
   if (!direct) in = sys::open_quietly(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (in < 0) return errno == ENOENT ? "" : failure("cannot read", src, errno);
-  int out = sys::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
-  if (out < 0) {
+  int out = sys::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (out < 0 || fchmod(out, mode & 07777) != 0) {  // the server's umask must not change the mode
     int e = errno;
     sys::close_quietly(in);
+    if (out >= 0) sys::close_quietly(out);
     return failure("cannot create", dst, e);
   }
   std::string err;
