@@ -55,78 +55,143 @@ size_t iov_total(const struct iovec *iov, int cnt) {
 
 // ---- content writes while capturing ---------------------------------------------------
 
+// The bytes of one captured write, copied once before the real call, which then writes the
+// copy: the backup gets exactly the bytes the kernel was given. A server may change its buffer
+// while its write runs (InnoDB appends mini-transactions to the redo block it is writing, after
+// releasing the log latch); mirroring the caller's buffer after the call recorded bytes the file
+// never had, and a cut before the block's next write left them in the backup (the torn-index
+// evidence of 2026-12-04). Each segment keeps its address modulo the page size, so O_DIRECT
+// accepts or refuses the copy exactly as it would the original. Huge writes, many segments or
+// no memory: the caller's buffers are used as before.
+constexpr size_t kSnapshotAlign = 4096;
+constexpr size_t kMaxSnapshot = 64 << 20;
+constexpr size_t kKeptSnapshot = 8 << 20;  // a thread keeps at most this much between writes
+
+struct SnapshotBuffer {
+  void *p = nullptr;
+  size_t cap = 0;
+  ~SnapshotBuffer() { std::free(p); }
+  void *reserve(size_t n) {
+    if (n <= cap) return p;
+    std::free(p);
+    cap = 0;
+    if (posix_memalign(&p, kSnapshotAlign, n) != 0) return p = nullptr;
+    cap = n;
+    return p;
+  }
+  void trim() {
+    if (cap <= kKeptSnapshot) return;
+    std::free(p);
+    p = nullptr;
+    cap = 0;
+  }
+};
+thread_local SnapshotBuffer t_snapshot;
+
+class WriteSnapshot {
+ public:
+  WriteSnapshot(const struct iovec *iov, int cnt) : iov_(iov), cnt_(cnt) {
+    size_t need = 0;
+    for (int i = 0; i < cnt && cnt <= kSegments; i++) need += slot(iov[i]);
+    if (cnt <= 0 || cnt > kSegments || need > kMaxSnapshot) return;
+    char *at = static_cast<char *>(t_snapshot.reserve(need));
+    if (!at) return;
+    for (int i = 0; i < cnt; i++) {
+      char *dst = at + reinterpret_cast<uintptr_t>(iov[i].iov_base) % kSnapshotAlign;
+      if (iov[i].iov_len) std::memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+      copy_[i] = {dst, iov[i].iov_len};
+      at += slot(iov[i]);
+    }
+    iov_ = copy_;
+  }
+  ~WriteSnapshot() { t_snapshot.trim(); }
+  WriteSnapshot(const WriteSnapshot &) = delete;
+  WriteSnapshot &operator=(const WriteSnapshot &) = delete;
+  const struct iovec *iov() const { return iov_; }
+  int cnt() const { return cnt_; }
+
+ private:
+  static constexpr int kSegments = 16;
+  static size_t slot(const struct iovec &v) {
+    size_t n = reinterpret_cast<uintptr_t>(v.iov_base) % kSnapshotAlign + v.iov_len;
+    return (n + kSnapshotAlign - 1) / kSnapshotAlign * kSnapshotAlign;
+  }
+  const struct iovec *iov_;
+  int cnt_;
+  struct iovec copy_[kSegments];
+};
+
 // Writes at the file offset (write, writev, pwritev2 with offset -1, O_APPEND, RWF_APPEND):
 // the offset is found and the write done under the open file's lock, so the bytes are
-// mirrored where they landed.
-template <class WriteFn>
-ssize_t capture_at_offset(int fd, size_t n, bool force_append, WriteFn do_write,
-                          void (*mirror)(Session *, FileObj &, off_t, size_t, const void *), const void *ctx) {
+// mirrored where they landed. `call(iov, cnt)` makes the real call with the given buffers.
+template <class CallFn>
+ssize_t capture_at_offset(int fd, const struct iovec *iov, int cnt, bool force_append, CallFn call) {
   auto of = t_state.internal ? nullptr : open_file(fd);
-  if (!of) return do_write();
+  if (!of) return call(iov, cnt);
   CaptureScope cs;
   Session *s = cs.session();
-  if (!s) return do_write();
+  if (!s) return call(iov, cnt);
+  WriteSnapshot snap(iov, cnt);
   std::lock_guard<std::mutex> og(of->offset_mu);
   bool append = force_append || of->append;
   off_t off = append ? 0 : lseek(fd, 0, SEEK_CUR);
-  if (off < 0) return do_write();
-  RangeGuard g(of->file->ranges, off, append ? kToEnd : off + static_cast<off_t>(n));
-  ssize_t r = do_write();
+  if (off < 0) return call(snap.iov(), snap.cnt());
+  RangeGuard g(of->file->ranges, off, append ? kToEnd : off + static_cast<off_t>(iov_total(iov, cnt)));
+  ssize_t r = call(snap.iov(), snap.cnt());
   ErrnoKeeper keep;
   if (r > 0) {
     // An append holds the whole file, so the size now ends exactly where its bytes went
     // (pwrite on an O_APPEND fd appends without moving the file offset).
     struct stat st;
     off_t landed = !append ? off : fstat(fd, &st) == 0 ? st.st_size - r : -1;
-    if (landed >= 0) mirror(s, *of->file, landed, static_cast<size_t>(r), ctx);
+    if (landed >= 0) s->mirror_iov(*of->file, landed, snap.iov(), snap.cnt(), static_cast<size_t>(r));
   }
   return r;
 }
 
-void mirror_buf(Session *s, FileObj &f, off_t off, size_t n, const void *buf) { s->mirror_bytes(f, off, buf, n); }
-
-struct IovCtx {
-  const struct iovec *iov;
-  int cnt;
-};
-void mirror_iovec(Session *s, FileObj &f, off_t off, size_t n, const void *ctx) {
-  auto *c = static_cast<const IovCtx *>(ctx);
-  s->mirror_iov(f, off, c->iov, c->cnt, n);
+// Writes at a given offset (pwrite, pwritev, pwritev2).
+template <class CallFn>
+ssize_t capture_positioned(int fd, const struct iovec *iov, int cnt, off_t off, CallFn call) {
+  auto of = t_state.internal ? nullptr : open_file(fd);
+  if (!of) return call(iov, cnt);
+  // On Linux a positioned write to an O_APPEND file appends, whatever the offset.
+  if (of->append) return capture_at_offset(fd, iov, cnt, true, call);
+  CaptureScope cs;
+  Session *s = cs.session();
+  if (!s) return call(iov, cnt);
+  WriteSnapshot snap(iov, cnt);
+  RangeGuard g(of->file->ranges, off, off + static_cast<off_t>(iov_total(iov, cnt)));
+  ssize_t r = call(snap.iov(), snap.cnt());
+  ErrnoKeeper keep;
+  if (r > 0) s->mirror_iov(*of->file, off, snap.iov(), snap.cnt(), static_cast<size_t>(r));
+  return r;
 }
 
+ssize_t capture_write(int fd, const void *buf, size_t n) {
+  struct iovec one = {const_cast<void *>(buf), n};
+  return capture_at_offset(fd, &one, 1, false,
+                           [&](const struct iovec *v, int) { return real.write(fd, v->iov_base, v->iov_len); });
+}
+
+ssize_t capture_writev(int fd, const struct iovec *iov, int cnt) {
+  return capture_at_offset(fd, iov, cnt, false, [&](const struct iovec *v, int c) { return real.writev(fd, v, c); });
+}
 
 ssize_t capture_pwrite(int fd, const void *buf, size_t n, off_t off) {
-  auto of = t_state.internal ? nullptr : open_file(fd);
-  if (!of) return real.pwrite64(fd, buf, n, off);
-  // On Linux a positioned write to an O_APPEND file appends, whatever the offset.
-  if (of->append)
-    return capture_at_offset(fd, n, true, [&] { return real.pwrite64(fd, buf, n, off); }, mirror_buf, buf);
-  CaptureScope cs;
-  Session *s = cs.session();
-  if (!s) return real.pwrite64(fd, buf, n, off);
-  RangeGuard g(of->file->ranges, off, off + static_cast<off_t>(n));
-  ssize_t r = real.pwrite64(fd, buf, n, off);
-  ErrnoKeeper keep;
-  if (r > 0) s->mirror_bytes(*of->file, off, buf, static_cast<size_t>(r));
-  return r;
+  struct iovec one = {const_cast<void *>(buf), n};
+  return capture_positioned(fd, &one, 1, off,
+                            [&](const struct iovec *v, int) { return real.pwrite64(fd, v->iov_base, v->iov_len, off); });
 }
 
-ssize_t capture_pwritev(int fd, const struct iovec *iov, int cnt, off_t off, int flags) {
-  auto of = t_state.internal ? nullptr : open_file(fd);
-  if (!of) return real.pwritev64v2(fd, iov, cnt, off, flags);
-  if (of->append) {
-    IovCtx ctx{iov, cnt};
-    return capture_at_offset(fd, iov_total(iov, cnt), true,
-                             [&] { return real.pwritev64v2(fd, iov, cnt, off, flags); }, mirror_iovec, &ctx);
-  }
-  CaptureScope cs;
-  Session *s = cs.session();
-  if (!s) return real.pwritev64v2(fd, iov, cnt, off, flags);
-  RangeGuard g(of->file->ranges, off, off + static_cast<off_t>(iov_total(iov, cnt)));
-  ssize_t r = real.pwritev64v2(fd, iov, cnt, off, flags);
-  ErrnoKeeper keep;
-  if (r > 0) s->mirror_iov(*of->file, off, iov, cnt, static_cast<size_t>(r));
-  return r;
+ssize_t capture_pwritev(int fd, const struct iovec *iov, int cnt, off_t off) {
+  return capture_positioned(fd, iov, cnt, off, [&](const struct iovec *v, int c) { return real.pwritev64(fd, v, c, off); });
+}
+
+// pwritev2: offset -1 means the file offset, RWF_APPEND an append.
+ssize_t capture_pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags) {
+  auto call = [&](const struct iovec *v, int c) { return real.pwritev64v2(fd, v, c, off, flags); };
+  if (off == -1 || (flags & RWF_APPEND)) return capture_at_offset(fd, iov, cnt, (flags & RWF_APPEND) != 0, call);
+  return capture_positioned(fd, iov, cnt, off, call);
 }
 
 // Writes done by the kernel from another fd: the bytes are read back from the target.
@@ -443,8 +508,7 @@ HB_EXPORT int fcntl64(int fd, int cmd, ...) {
   } while (0)
 
 HB_EXPORT ssize_t write(int fd, const void *buf, size_t n) {
-  IDLE_OR(fd, real.write(fd, buf, n),
-          capture_at_offset(fd, n, false, [&] { return real.write(fd, buf, n); }, mirror_buf, buf));
+  IDLE_OR(fd, real.write(fd, buf, n), capture_write(fd, buf, n));
 }
 HB_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
   IDLE_OR(fd, real.pwrite(fd, buf, n, off), capture_pwrite(fd, buf, n, off));
@@ -453,26 +517,14 @@ HB_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off) {
   IDLE_OR(fd, real.pwrite64(fd, buf, n, off), capture_pwrite(fd, buf, n, off));
 }
 HB_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
-  IovCtx ctx{iov, cnt};
-  IDLE_OR(fd, real.writev(fd, iov, cnt),
-          capture_at_offset(fd, iov_total(iov, cnt), false, [&] { return real.writev(fd, iov, cnt); }, mirror_iovec, &ctx));
+  IDLE_OR(fd, real.writev(fd, iov, cnt), capture_writev(fd, iov, cnt));
 }
 HB_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off) {
-  IDLE_OR(fd, real.pwritev(fd, iov, cnt, off), capture_pwritev(fd, iov, cnt, off, 0));
+  IDLE_OR(fd, real.pwritev(fd, iov, cnt, off), capture_pwritev(fd, iov, cnt, off));
 }
 HB_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off64_t off) {
-  IDLE_OR(fd, real.pwritev64(fd, iov, cnt, off), capture_pwritev(fd, iov, cnt, off, 0));
+  IDLE_OR(fd, real.pwritev64(fd, iov, cnt, off), capture_pwritev(fd, iov, cnt, off));
 }
-namespace {
-ssize_t capture_pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags) {
-  if (off == -1 || (flags & RWF_APPEND)) {
-    IovCtx ctx{iov, cnt};
-    return capture_at_offset(fd, iov_total(iov, cnt), (flags & RWF_APPEND) != 0,
-                             [&] { return real.pwritev64v2(fd, iov, cnt, off, flags); }, mirror_iovec, &ctx);
-  }
-  return capture_pwritev(fd, iov, cnt, off, flags);
-}
-}  // namespace
 HB_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags) {
   IDLE_OR(fd, real.pwritev2(fd, iov, cnt, off, flags), capture_pwritev2(fd, iov, cnt, off, flags));
 }

@@ -1044,14 +1044,6 @@ void Session::remove_dst_tree(const std::string &dst) {
 // ---------------------------------------------------------------------------------------
 // Capture of content
 
-void Session::mirror_bytes(FileObj &f, off_t off, const void *buf, size_t n) {
-  auto d = f.mirror();
-  if (!d || n == 0) return;
-  d->changed = true;
-  if (sys::pwrite_all(d->fd, buf, n, off) < 0) return fail_errno(errno, "cannot mirror a write into", dest_);
-  bytes_mirrored_ += n;
-}
-
 void Session::mirror_iov(FileObj &f, off_t off, const struct iovec *iov, int cnt, size_t n) {
   auto d = f.mirror();
   if (!d) return;

@@ -56,7 +56,6 @@ class Session {
 
   // ---- capture: called by wrappers with the barrier held shared and capturing() true ----
   // Content (the caller holds the file's range lock over the real call and this).
-  void mirror_bytes(FileObj &f, off_t off, const void *buf, size_t n);
   void mirror_iov(FileObj &f, off_t off, const struct iovec *iov, int cnt, size_t n);
   void mirror_from_fd(FileObj &f, int fd, off_t off, size_t n);  // reads the bytes back from fd's file
   void mirror_truncate(FileObj &f, off_t len);
