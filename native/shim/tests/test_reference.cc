@@ -81,7 +81,8 @@ TEST(reference_catches_a_write_the_shim_never_saw) {
   REQUIRE_SYS(fd);
   during(t, "cut", [&] {
     const char torn[] = "TORN";
-    CHECK_EQ(syscall(SYS_pwrite64, fd, torn, 4, 4096L), 4L);
+    // All six arguments: the shim's variadic syscall() reads six, as the kernel interface does.
+    CHECK_EQ(syscall(SYS_pwrite64, fd, torn, 4L, 4096L, 0L, 0L), 4L);
   });
   close(fd);
   std::string diff = tree_equal(t.D, ref);
