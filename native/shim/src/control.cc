@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstdlib>
@@ -64,16 +65,43 @@ bool byte_count(const json::Value *v, uint64_t *out) {
 
 bool session_running() { return g_session && !g_session->terminal(); }
 
+// A path field of a request, before any file-system call sees it: the C calls would stop at an
+// embedded NUL and act on another path than the one reported, and ".", ".." or "//" components
+// make containment checks (dest inside a source?) depend on the file system instead of the
+// request. One trailing '/' is dropped. Relative paths are refused later, as bad_path.
+bool clean_path(const std::string &field, std::string *path, std::string *reply) {
+  auto refuse = [&](const std::string &why) {
+    *reply = error_reply("bad_request", "\"" + field + "\" " + why);
+    return false;
+  };
+  if (path->find('\0') != std::string::npos) return refuse("contains a NUL byte");
+  if (path->empty()) return refuse("is empty");
+  if (path->size() > 1 && path->back() == '/') path->pop_back();
+  size_t start = path->front() == '/' ? 1 : 0;
+  while (start <= path->size()) {
+    size_t slash = path->find('/', start);
+    if (slash == std::string::npos) slash = path->size();
+    std::string part = path->substr(start, slash - start);
+    if ((part.empty() && path->size() > 1) || part == "." || part == "..")
+      return refuse("must be a normalised path (no empty, \".\" or \"..\" components): " + *path);
+    start = slash + 1;
+  }
+  return true;
+}
+
 std::string do_start(const json::Value &req) {
   StartRequest sr;
   const json::Value *dest = req.get("dest");
   if (!dest || dest->type != json::Value::String) return error_reply("bad_request", "start needs \"dest\": an absolute path");
   sr.dest = dest->str;
+  std::string refused;
+  if (!clean_path("dest", &sr.dest, &refused)) return refused;
   if (const json::Value *srcs = req.get("sources")) {
     if (srcs->type != json::Value::Array) return error_reply("bad_request", "\"sources\" must be an array of absolute paths");
     for (auto &v : srcs->arr) {
       if (v.type != json::Value::String) return error_reply("bad_request", "\"sources\" must be an array of absolute paths");
       sr.sources.push_back(v.str);
+      if (!clean_path("sources[" + std::to_string(sr.sources.size() - 1) + "]", &sr.sources.back(), &refused)) return refused;
     }
   } else {
     char cwd[PATH_MAX];
@@ -202,10 +230,22 @@ void warn(const std::string &msg) {
   (void)ignored;
 }
 
+// Connections are cheap to open and a leaking script can open many: at most kMaxClients are
+// kept, a new one replaces the one silent for longest, and one silent for kIdleSeconds is
+// closed, so a well-behaved client is always answered.
+constexpr size_t kMaxClients = 32;
+constexpr int kIdleSeconds = 30;
+
 struct Client {
   int fd;
   std::string buf;
+  std::chrono::steady_clock::time_point last;  // when it last sent something (or connected)
 };
+
+void drop(Client &c) {
+  close_socket(c.fd);
+  c.fd = -1;
+}
 
 void send_line(int fd, const std::string &reply) {
   std::string out = reply + "\n";
@@ -225,33 +265,44 @@ void serve_loop() {
     std::vector<pollfd> pfds;
     pfds.push_back({g_listen_fd, POLLIN, 0});
     for (auto &c : clients) pfds.push_back({c.fd, POLLIN, 0});
-    int n = poll(pfds.data(), pfds.size(), -1);
+    int n = poll(pfds.data(), pfds.size(), clients.empty() ? -1 : 1000);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;
     }
+    auto now = std::chrono::steady_clock::now();
+    for (auto &c : clients)
+      if (now - c.last > std::chrono::seconds(kIdleSeconds)) drop(c);
     if (pfds[0].revents & POLLIN) {
       int fd = accept4(g_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd >= 0) {
         struct ucred cred;
         socklen_t len = sizeof cred;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != getuid() && cred.uid != 0) ||
-            clients.size() >= 32)
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != getuid() && cred.uid != 0)) {
           close_socket(fd);
-        else
-          clients.push_back({fd, ""});
+        } else {
+          size_t open = 0;
+          Client *quietest = nullptr;
+          for (auto &c : clients)
+            if (c.fd >= 0) {
+              open++;
+              if (!quietest || c.last < quietest->last) quietest = &c;
+            }
+          if (open >= kMaxClients) drop(*quietest);
+          clients.push_back({fd, "", now});  // not polled before the next round: pfds holds the old list
+        }
       }
     }
     for (size_t i = 1; i < pfds.size(); i++) {
-      if (!pfds[i].revents) continue;
       Client &c = clients[i - 1];
+      if (!pfds[i].revents || c.fd < 0) continue;
       char buf[8192];
       ssize_t r = recv(c.fd, buf, sizeof buf, 0);
       if (r <= 0) {
-        close_socket(c.fd);
-        c.fd = -1;
+        drop(c);
         continue;
       }
+      c.last = now;
       c.buf.append(buf, static_cast<size_t>(r));
       size_t nl;
       while (c.fd >= 0 && (nl = c.buf.find('\n')) != std::string::npos) {
@@ -300,6 +351,11 @@ void start_control_socket() {
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       warn("not serving the control socket: " + path + " exists and is not a socket");
+      close_socket(fd);
+      return;
+    }
+    if (st.st_uid != getuid()) {  // never remove what another user put there
+      warn("not serving the control socket: " + path + " belongs to uid " + std::to_string(st.st_uid));
       close_socket(fd);
       return;
     }

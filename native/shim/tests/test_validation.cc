@@ -41,7 +41,34 @@ static std::string start_req(const std::string &dest, const std::vector<std::str
 TEST(start_relative_dest) {
   write_file(t.path("f"), "f");
   expect_rejected(t, start_req("relative/dest", {t.S}), "bad_path", t.S + "/relative");
-  expect_rejected(t, start_req("", {t.S}), "bad_path", t.D);
+  expect_rejected(t, start_req("", {t.S}), "bad_request", t.D);
+}
+
+// Issue 14: a path field with a NUL byte, an empty string or a ".", ".." or "//" component is
+// refused as bad input naming the field, before any file-system call sees it (a NUL used to be
+// accepted, and the session then failed naming a path the C calls never used).
+TEST(start_paths_must_be_clean) {
+  write_file(t.path("f"), "f");
+  std::string nul = t.D + std::string(1, '\0') + "y";
+  struct Case { std::string dest; std::vector<std::string> sources; std::string field; };
+  std::vector<Case> cases = {
+      {nul, {t.S}, "dest"},
+      {t.D + "/./b", {t.S}, "dest"},
+      {t.O + "/../x", {t.S}, "dest"},
+      {t.base + "//b", {t.S}, "dest"},
+      {t.D, {t.S + std::string(1, '\0')}, "sources[0]"},
+      {t.D, {t.O, ""}, "sources[1]"},
+      {t.D, {t.S + "/../" + "src"}, "sources[0]"},
+  };
+  for (auto &c : cases) {
+    Reply r = request(start_req(c.dest, c.sources));
+    CHECK_MSG(!r.ok() && r.code() == "bad_request", r.raw);
+    CHECK_MSG(r.j["error"]["message"].str().find("\"" + c.field + "\"") != std::string::npos, r.raw);
+    CHECK(!exists(t.D));
+  }
+  // One trailing slash is not a component: accepted, and the backup is the same.
+  backup(t.D + "/", {t.S + "/"});
+  CHECK_TREE_EQ(t.S, t.D);
 }
 
 // A relative source.
@@ -343,6 +370,24 @@ TEST(socket_oversized_line) {
 
 // A peer whose uid is neither ours nor root is disconnected without a reply (as root we
 // can test it by connecting from a child that dropped to nobody).
+// Issue 14: clients that connect and say nothing (300 of them, more than the 32 kept) do not
+// lock out a well-behaved one: the quietest is dropped for each newcomer. A half-sent line
+// from one client does not hold up another.
+TEST(socket_silent_clients_do_not_lock_out_a_new_one) {
+  std::vector<int> silent;
+  for (int i = 0; i < 300; i++) silent.push_back(connect_sock());
+  int half = connect_sock();
+  send_all(half, "{\"op\":\"sta");
+  int fd = connect_sock();
+  std::string buf, line;
+  send_all(fd, "{\"op\":\"status\"}\n");
+  REQUIRE(read_line(fd, buf, line));
+  CHECK(parse_json(line)["ok"].truthy());
+  close(fd);
+  close(half);
+  for (int s : silent) close(s);
+}
+
 TEST(socket_refuses_other_uid) {
   if (geteuid() != 0) skip("needs root to connect as another uid");
   struct passwd *pw = getpwnam("nobody");
