@@ -191,10 +191,28 @@ export function parseManifest(bytes: Buffer, out: VerifyProblem[]): Manifest | n
       return bad(`(${e.path}) is a file without a valid size and crc32c`);
     }
     if (e.type === 'symlink' && typeof e.target !== 'string') return bad(`(${e.path}) is a symlink without a target`);
+    // The shim never writes a world-writable entry; one in a manifest was put there by hand.
+    if (e.mode < 0 || e.mode > 0o7777 || (e.type !== 'symlink' && e.mode & 0o002)) {
+      return bad(`(${e.path}) has the mode ${e.mode.toString(8)}, which no backup has (world-writable or out of range)`);
+    }
     seen.add(e.path);
     good.push(e);
   });
-  return { ...(m as Manifest), entries: good };
+  // Every entry's parent is a directory the manifest lists: an entry under a symlink (or a file)
+  // would make restore write wherever that symlink points, outside its target.
+  const types = new Map(good.map((e) => [e.path, e.type]));
+  const ok = good.filter((e) => {
+    const slash = e.path.lastIndexOf('/');
+    if (slash < 0) return true;
+    const parent = e.path.slice(0, slash);
+    const t = types.get(parent);
+    if (t === 'dir') return true;
+    out.push({ kind: 'manifest_invalid', path: MANIFEST_NAME,
+      message: `${MANIFEST_NAME}: entry ${e.path} lies under ${parent}, which the manifest ${t ? `lists as a ${t}` : 'does not list'}; ` +
+        'every parent must be a listed directory' });
+    return false;
+  });
+  return { ...(m as Manifest), entries: ok };
 }
 
 interface Found {
