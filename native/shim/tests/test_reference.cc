@@ -30,6 +30,26 @@ std::string use_reference(Ctx &t, const std::string &name = "ref") {
 struct ReferenceOff {
   ~ReferenceOff() { unsetenv("HOTBACKUP_TEST_REFERENCE"); }
 };
+
+// Takes n small backups of t.S one after the other, each with its reference; returns how many
+// differ from it (*first: the first difference). A differing pair is kept for diagnosis.
+int backups_differing_from_reference(Ctx &t, int n, std::string *first) {
+  int differing = 0;
+  for (int i = 0; i < n && !current_test_failed(); i++) {
+    std::string dest = t.base + "/b" + std::to_string(i);
+    std::string ref = use_reference(t, "ref" + std::to_string(i));
+    start_ok(dest, {t.S});
+    wait_done();
+    std::string diff = tree_equal(dest, ref);
+    if (diff.empty()) {
+      remove_tree(dest);
+      remove_tree(ref);
+    } else if (differing++ == 0) {
+      *first = "backup " + std::to_string(i) + ": " + diff;
+    }
+  }
+  return differing;
+}
 }  // namespace
 
 // Writers of every kind run across the whole backup, the cut included: the backup equals the
@@ -107,20 +127,8 @@ TEST(stdio_flush_and_its_mirror_are_one_step_for_the_cut) {
     }
     fclose(f);
   });
-  int torn = 0;
   std::string first;
-  for (int i = 0; i < 40 && !current_test_failed(); i++) {
-    std::string dest = t.base + "/b" + std::to_string(i);
-    std::string ref = use_reference(t, "ref" + std::to_string(i));
-    start_ok(dest, {t.S});
-    wait_done();
-    std::string diff = tree_equal(dest, ref);
-    if (!diff.empty() && torn++ == 0) first = "backup " + std::to_string(i) + ": " + diff;
-    if (diff.empty()) {
-      remove_tree(dest);
-      remove_tree(ref);
-    }
-  }
+  int torn = backups_differing_from_reference(t, 40, &first);
   stop = true;
   flusher.join();
   CHECK_MSG(torn == 0, std::to_string(torn) + " of 40 backups differ from their reference; first: " + first);
@@ -150,20 +158,8 @@ TEST(a_buffer_changed_while_its_write_runs_is_mirrored_as_written) {
   std::thread writer([&] {
     while (!stop) pwrite(fd, block, sizeof block, 8192);
   });
-  int torn = 0;
   std::string first;
-  for (int i = 0; i < 40 && !current_test_failed(); i++) {
-    std::string dest = t.base + "/b" + std::to_string(i);
-    std::string ref = use_reference(t, "ref" + std::to_string(i));
-    start_ok(dest, {t.S});
-    wait_done();
-    std::string diff = tree_equal(dest, ref);
-    if (!diff.empty() && torn++ == 0) first = "backup " + std::to_string(i) + ": " + diff;
-    if (diff.empty()) {
-      remove_tree(dest);
-      remove_tree(ref);
-    }
-  }
+  int torn = backups_differing_from_reference(t, 40, &first);
   stop = true;
   writer.join();
   scribbler.join();
