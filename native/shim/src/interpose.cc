@@ -1,5 +1,6 @@
 // The wrappers: every name in interpose.def. When no backup runs, a write path is one flag
 // load and the real call; everything else happens only while capturing.
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdarg>
@@ -13,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -97,10 +99,18 @@ class WriteSnapshot {
     char *at = static_cast<char *>(t_snapshot.reserve(need));
     if (!at) return;
     for (int i = 0; i < cnt; i++) {
-      char *dst = at + reinterpret_cast<uintptr_t>(iov[i].iov_base) % kSnapshotAlign;
-      if (iov[i].iov_len) std::memcpy(dst, iov[i].iov_base, iov[i].iov_len);
-      copy_[i] = {dst, iov[i].iov_len};
+      copy_[i] = {at + reinterpret_cast<uintptr_t>(iov[i].iov_base) % kSnapshotAlign, iov[i].iov_len};
       at += slot(iov[i]);
+    }
+    // The kernel's copy, not memcpy: a buffer that is only partly readable makes the real call
+    // write the readable part (or fail with EFAULT), and must not crash the shim.
+    ssize_t got = process_vm_readv(getpid(), copy_, static_cast<unsigned long>(cnt), iov,
+                                   static_cast<unsigned long>(cnt), 0);
+    if (got <= 0) return;  // nothing readable (or no such call): the real call decides, as before
+    size_t left = static_cast<size_t>(got);
+    for (int i = 0; i < cnt; i++) {  // the readable prefix is what the kernel would have written
+      copy_[i].iov_len = std::min(copy_[i].iov_len, left);
+      left -= copy_[i].iov_len;
     }
     iov_ = copy_;
   }
