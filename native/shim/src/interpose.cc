@@ -63,8 +63,8 @@ size_t iov_total(const struct iovec *iov, int cnt) {
 // releasing the log latch); mirroring the caller's buffer after the call recorded bytes the file
 // never had, and a cut before the block's next write left them in the backup (the torn-index
 // evidence of 2026-12-04). Each segment keeps its address modulo the page size, so O_DIRECT
-// accepts or refuses the copy exactly as it would the original. Huge writes, many segments or
-// no memory: the caller's buffers are used as before.
+// accepts or refuses the copy exactly as it would the original. Huge writes, many segments, no
+// memory or process_vm_readv refused (a seccomp filter): the caller's buffers are used as before.
 constexpr size_t kSnapshotAlign = 4096;
 constexpr size_t kMaxSnapshot = 64 << 20;
 constexpr size_t kKeptSnapshot = 8 << 20;  // a thread keeps at most this much between writes
