@@ -388,6 +388,48 @@ TEST(socket_silent_clients_do_not_lock_out_a_new_one) {
   for (int s : silent) close(s);
 }
 
+// Issue 14: something already at the socket path that is not ours to replace (another uid's
+// stale socket, a regular file, a symlink) is left exactly as it was: the served process serves
+// no socket and says why on stderr.
+TEST(socket_path_taken_by_something_else_is_left_alone) {
+  if (geteuid() != 0) skip("needs root to give a socket to another uid");
+  std::string preload = sanitizer_runtime();
+  preload += (preload.empty() ? "" : ":") + shim_path();
+  struct Case { std::string name, expect; };
+  for (const Case &c : {Case{"sock", "belongs to uid 65534"}, Case{"file", "is not a socket"},
+                        Case{"link", "is not a socket"}}) {
+    std::string path = t.O + "/" + c.name;
+    if (c.name == "sock") {  // a stale socket (its listener closed) owned by nobody
+      int s = socket(AF_UNIX, SOCK_STREAM, 0);
+      struct sockaddr_un a = {};
+      a.sun_family = AF_UNIX;
+      snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+      REQUIRE_SYS(bind(s, (struct sockaddr *)&a, sizeof a));
+      close(s);
+      REQUIRE_SYS(lchown(path.c_str(), 65534, 65534));
+    } else if (c.name == "file") {
+      write_file(path, "not yours");
+    } else {
+      write_file(t.O + "/target", "not yours either");
+      REQUIRE_SYS(symlink((t.O + "/target").c_str(), path.c_str()));
+    }
+    struct stat before;
+    REQUIRE_SYS(lstat(path.c_str(), &before));
+    std::string out;
+    int st = run_child({"/bin/sleep", "0.2"},
+                       {"LD_PRELOAD=" + preload, "HOTBACKUP_SERVE=sleep", "HOTBACKUP_SERVED_PID=", "HOTBACKUP_SOCKET=" + path},
+                       &out);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, c.name + ": sleep failed: " + out);
+    CHECK_MSG(out.find(c.expect) != std::string::npos, c.name + ": expected a warning with \"" + c.expect + "\": " + out);
+    struct stat after;
+    REQUIRE_SYS(lstat(path.c_str(), &after));
+    CHECK_EQ((long long)after.st_ino, (long long)before.st_ino);
+    CHECK_EQ((long long)after.st_uid, (long long)before.st_uid);
+    CHECK_EQ((unsigned)after.st_mode, (unsigned)before.st_mode);
+  }
+  CHECK_EQ(read_file(t.O + "/target"), std::string("not yours either"));
+}
+
 TEST(socket_refuses_other_uid) {
   if (geteuid() != 0) skip("needs root to connect as another uid");
   struct passwd *pw = getpwnam("nobody");
