@@ -39,7 +39,8 @@ function parseQuantity(input: string, kind: 'rate' | 'size'): number {
   if (text === '') throw new UnitError(input, 'it is empty', kind);
   if (kind === 'rate' && /^(off|unlimited)$/i.test(text)) return 0;
   if (/^[-+−]/.test(text)) throw new UnitError(input, 'it must not have a sign (and cannot be negative)', kind);
-  if (/^0[xob]/i.test(text)) throw new UnitError(input, 'hexadecimal, octal and binary forms are not accepted', kind);
+  // "0B" is zero bytes, not the start of a binary literal.
+  if (/^0(x[0-9a-f]|o[0-7]|b[01])/i.test(text)) throw new UnitError(input, 'hexadecimal, octal and binary forms are not accepted', kind);
   const m = GRAMMAR.exec(text);
   if (!m) throw new UnitError(input, 'it is not a number followed by an optional unit', kind);
   const [, num, prefix = '', iec, unit, perSecond] = m;

@@ -200,19 +200,23 @@ export function parseManifest(bytes: Buffer, out: VerifyProblem[]): Manifest | n
   });
   // Every entry's parent is a directory the manifest lists: an entry under a symlink (or a file)
   // would make restore write wherever that symlink points, outside its target.
+  // Parents sort before their children, so a parent is decided before anything under it.
   const types = new Map(good.map((e) => [e.path, e.type]));
-  const ok = good.filter((e) => {
+  const accepted = new Set<string>();
+  for (const e of [...good].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     const slash = e.path.lastIndexOf('/');
-    if (slash < 0) return true;
-    const parent = e.path.slice(0, slash);
+    const parent = slash < 0 ? '' : e.path.slice(0, slash);
+    if (!parent || (types.get(parent) === 'dir' && accepted.has(parent))) {
+      accepted.add(e.path);
+      continue;
+    }
     const t = types.get(parent);
-    if (t === 'dir') return true;
     out.push({ kind: 'manifest_invalid', path: MANIFEST_NAME,
-      message: `${MANIFEST_NAME}: entry ${e.path} lies under ${parent}, which the manifest ${t ? `lists as a ${t}` : 'does not list'}; ` +
+      message: `${MANIFEST_NAME}: entry ${e.path} lies under ${parent}, which the manifest ` +
+        `${!t ? 'does not list' : t !== 'dir' ? `lists as a ${t}` : 'lists under a parent that is not a listed directory'}; ` +
         'every parent must be a listed directory' });
-    return false;
-  });
-  return { ...(m as Manifest), entries: ok };
+  }
+  return { ...(m as Manifest), entries: good.filter((e) => accepted.has(e.path)) };
 }
 
 interface Found {
