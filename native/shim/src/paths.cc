@@ -85,4 +85,8 @@ std::string base_name(const std::string &path) {
   return s == std::string::npos ? path : path.substr(s + 1);
 }
 
+bool is_sqlite_shm(const std::string &path) {
+  return path.size() > 4 && path.compare(path.size() - 4, 4, "-shm") == 0;
+}
+
 }  // namespace hb

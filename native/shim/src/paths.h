@@ -19,4 +19,8 @@ bool path_inside(const std::string &path, const std::string &root, std::string *
 std::string join_path(const std::string &dir, const std::string &rel);
 std::string base_name(const std::string &path);
 
+// SQLite's shared-memory index (`*-shm`) is memory-mapped by design and rebuilt from the
+// database and WAL when opened, so backups neither copy nor mirror it.
+bool is_sqlite_shm(const std::string &path);
+
 }  // namespace hb

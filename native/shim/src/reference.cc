@@ -23,9 +23,6 @@ std::string failure(const char *what, const std::string &path, int err) {
   return std::string(what) + " " + path + ": " + strerror(err);
 }
 
-// The same exclusions as the backup: SQLite's mapped `-shm` index is never copied.
-bool excluded(const std::string &name) { return name.size() > 4 && name.compare(name.size() - 4, 4, "-shm") == 0; }
-
 std::string copy_file(const std::string &src, const std::string &dst, mode_t mode, void *buf) {
   int in = sys::open_quietly(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_DIRECT);
   bool direct = in >= 0;
@@ -84,7 +81,7 @@ std::string copy_tree(const std::string &src, const std::string &dst, void *buf)
   if (!d) return failure("cannot list", src, errno);
   std::string err;
   while (struct dirent *e = readdir(d)) {
-    if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..") || excluded(e->d_name)) continue;
+    if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..") || is_sqlite_shm(e->d_name)) continue;
     err = copy_tree(join_path(src, e->d_name), join_path(dst, e->d_name), buf);
     if (!err.empty()) break;
   }

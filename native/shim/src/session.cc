@@ -34,11 +34,6 @@ bool lexists(const std::string &p) {
   return lstat(p.c_str(), &st) == 0;
 }
 
-// SQLite's shared-memory index (`*-shm`) is memory-mapped by design and rebuilt from the
-// database and WAL when opened, so it is neither copied nor mirrored.
-bool is_sqlite_shm(const std::string &path) {
-  return path.size() > 4 && path.compare(path.size() - 4, 4, "-shm") == 0;
-}
 
 // Modes are preserved, except that nothing in a backup is world-writable.
 mode_t backup_mode(mode_t m) { return m & 07777 & ~static_cast<mode_t>(S_IWOTH); }
